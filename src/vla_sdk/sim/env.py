@@ -1,0 +1,146 @@
+"""Gymnasium environments for every registered task.
+
+Observation: ``{"images": {camera: uint8[h, w, 3]}, "state": float32[A], "instruction": str}`` with only the
+cameras asked for, at the size asked for. Action: the embodiment's action vector [A] (absolute joint positions in
+radians, gripper openings in [0, 1]). Actions beyond the declared limits are clipped to them (``info["clipped"]``
+says when); a wrong shape or a non-finite value raises ``ValueError``. The same seed gives the same episode, bit for
+bit. An episode terminates on success (reward 1) and is truncated at the task's time limit.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from vla_sdk.assets import sim_dir
+from vla_sdk.embodiment import load_embodiment
+from vla_sdk.sim.physics import Physics
+from vla_sdk.sim.render import CameraRenderer, tile
+from vla_sdk.sim.tasks import get_task
+
+INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'!?-()"
+
+
+class VlaEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        task: str = "aloha2/transfer_cube",
+        cameras: Sequence[str] | None = None,  # None: all of the embodiment's cameras; []: no images
+        image_size: tuple[int, int] | None = None,  # (height, width); None: the embodiment's default
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (240, 320),  # per-camera size of render() frames
+    ):
+        task_cls = get_task(task)
+        self.spec_name = task_cls.full_name()
+        self.embodiment = emb = load_embodiment(task_cls.robot)
+        self.physics = Physics(sim_dir() / task_cls.robot / task_cls.scene, emb)
+        self.task = task_cls(self.physics)
+        self.cameras = tuple(emb.cameras if cameras is None else cameras)
+        unknown = [c for c in self.cameras if c not in emb.cameras]
+        if unknown:
+            raise ValueError(f"{self.spec_name}: unknown camera(s) {unknown}; {emb.name} has {list(emb.cameras)}")
+        self.image_size = tuple(image_size or emb.image_size)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode, self.render_size = render_mode, tuple(render_size)
+        self._renderer = CameraRenderer(self.physics.model, self.cameras, self.image_size)
+        self._video_renderer: CameraRenderer | None = None
+        self.metadata = {**self.metadata, "render_fps": emb.control_hz}
+
+        h, w = self.image_size
+        self.observation_space = spaces.Dict(
+            {
+                "images": spaces.Dict({c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.cameras}),
+                "state": spaces.Box(-np.inf, np.inf, (emb.action_dim,), np.float32),
+                "instruction": spaces.Text(max_length=256, min_length=1, charset=INSTRUCTION_CHARSET),
+            }
+        )
+        self.action_space = spaces.Box(emb.low.astype(np.float32), emb.high.astype(np.float32), dtype=np.float32)
+        self.max_steps = task_cls.max_steps
+        self.steps = 0
+        self.instruction = ""
+
+    # ---- gymnasium API ------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.physics.reset(np.array(self.embodiment.home))
+        self.task.variables = self.task.randomize(self.np_random) or {}
+        self.instruction = self.task.instruction(self.np_random)
+        import mujoco
+
+        mujoco.mj_forward(self.physics.model, self.physics.data)
+        self.steps = 0
+        return self._obs(), {"success": False, "instruction": self.instruction}
+
+    def step(self, action):
+        action, clipped = self.check_action(action)
+        self.physics.apply(action)
+        self.steps += 1
+        if not np.all(np.isfinite(self.physics.data.qpos)):
+            raise RuntimeError(f"{self.spec_name}: the simulation diverged (non-finite state) at step {self.steps}")
+        success = bool(self.task.success())
+        truncated = self.steps >= self.max_steps and not success
+        info = {"success": success, "is_success": success, "clipped": clipped, "step": self.steps}
+        return self._obs(), float(success), success, truncated, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        return self.render_frame()
+
+    def close(self):
+        self._renderer.close()
+        if self._video_renderer is not None:
+            self._video_renderer.close()
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+    def check_action(self, action) -> tuple[np.ndarray, bool]:
+        """Validate an action: shape [A], finite; clip to the declared limits. Returns (action, was_clipped)."""
+        a = np.asarray(action, dtype=np.float64)
+        emb = self.embodiment
+        if a.shape != (emb.action_dim,):
+            raise ValueError(
+                f"{self.spec_name}: action must have shape ({emb.action_dim},) "
+                f"[{', '.join(emb.names)}], got shape {a.shape}"
+            )
+        bad = ~np.isfinite(a)
+        if bad.any():
+            names = [emb.names[i] for i in np.flatnonzero(bad)]
+            raise ValueError(
+                f"{self.spec_name}: action has non-finite values in {names}; expected shape "
+                f"({emb.action_dim},) of finite numbers"
+            )
+        clipped = np.clip(a, emb.low, emb.high)
+        return clipped, bool(np.any(clipped != a))
+
+    def render_frame(self) -> np.ndarray:
+        """All of the embodiment's cameras at ``render_size``, tiled into one uint8 frame (for videos)."""
+        if self._video_renderer is None:
+            self._video_renderer = CameraRenderer(self.physics.model, self.embodiment.cameras, self.render_size)
+        imgs = self._video_renderer.render(self.physics.data)
+        return tile([imgs[c] for c in self.embodiment.cameras])
+
+    def make_expert(self):
+        """The task's scripted expert for the current episode (call after reset)."""
+        return self.task.make_expert()
+
+    def success(self) -> bool:
+        return bool(self.task.success())
+
+    def _obs(self) -> dict:
+        return {
+            "images": self._renderer.render(self.physics.data),
+            "state": self.physics.state().astype(np.float32),
+            "instruction": self.instruction,
+        }
+
+
+def make(task: str, **kwargs) -> VlaEnv:
+    """Construct the environment for ``ROBOT/TASK`` (same as ``gymnasium.make("vla_sdk/ROBOT/TASK")``, unwrapped)."""
+    return VlaEnv(task, **kwargs)

@@ -1,0 +1,3 @@
+"""Franka FR3 tasks and their scripted experts."""
+
+TASKS = ()
