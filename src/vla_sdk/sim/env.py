@@ -1,10 +1,11 @@
 """Gymnasium environments for every registered task.
 
 Observation: ``{"images": {camera: uint8[h, w, 3]}, "state": float32[A], "instruction": str}`` with only the
-cameras asked for, at the size asked for. Action: the embodiment's action vector [A] (absolute joint positions in
-radians, gripper openings in [0, 1]). Actions beyond the declared limits are clipped to them (``info["clipped"]``
-says when); a wrong shape or a non-finite value raises ``ValueError``. The same seed gives the same episode, bit for
-bit. An episode terminates on success (reward 1) and is truncated at the task's time limit.
+cameras asked for, at the size asked for (no "images" key when no camera is asked for). Action: the embodiment's
+action vector [A] (absolute joint positions in radians, gripper openings in [0, 1]). Actions beyond the declared
+limits are clipped to them (``info["clipped"]`` says when); a wrong shape or a non-finite value raises
+``ValueError``. The same seed gives the same episode, bit for bit. An episode terminates on success (reward 1) and
+is truncated at the task's time limit.
 """
 
 from __future__ import annotations
@@ -54,13 +55,14 @@ class VlaEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": emb.control_hz}
 
         h, w = self.image_size
-        self.observation_space = spaces.Dict(
-            {
-                "images": spaces.Dict({c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.cameras}),
-                "state": spaces.Box(-np.inf, np.inf, (emb.action_dim,), np.float32),
-                "instruction": spaces.Text(max_length=256, min_length=1, charset=INSTRUCTION_CHARSET),
-            }
-        )
+        lo, hi = self.physics.state_bounds()
+        obs_spaces = {
+            "state": spaces.Box(lo.astype(np.float32), hi.astype(np.float32), dtype=np.float32),
+            "instruction": spaces.Text(max_length=256, min_length=1, charset=INSTRUCTION_CHARSET),
+        }
+        if self.cameras:  # no "images" key when no camera is asked for
+            obs_spaces["images"] = spaces.Dict({c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.cameras})
+        self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.Box(emb.low.astype(np.float32), emb.high.astype(np.float32), dtype=np.float32)
         self.max_steps = task_cls.max_steps
         self.steps = 0
@@ -134,11 +136,10 @@ class VlaEnv(gym.Env):
         return bool(self.task.success())
 
     def _obs(self) -> dict:
-        return {
-            "images": self._renderer.render(self.physics.data),
-            "state": self.physics.state().astype(np.float32),
-            "instruction": self.instruction,
-        }
+        obs = {"state": self.physics.state().astype(np.float32), "instruction": self.instruction}
+        if self.cameras:
+            obs["images"] = self._renderer.render(self.physics.data)
+        return obs
 
 
 def make(task: str, **kwargs) -> VlaEnv:

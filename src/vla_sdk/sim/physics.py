@@ -68,6 +68,15 @@ class Physics:
         q[self._grip] = (q[self._grip] - self._f0) / (self._f1 - self._f0)
         return q
 
+    def state_bounds(self, margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds [A] that ``state()`` stays within: the MJCF joint ranges in state units, widened by ``margin``
+        (joint limits are soft in MuJoCo and may be exceeded by a little under load)."""
+        jids = [self.model.joint(d.joint).id for d in self.embodiment.dims]
+        lo, hi = self.model.jnt_range[jids, 0].copy(), self.model.jnt_range[jids, 1].copy()
+        span = self._f1 - self._f0
+        lo[self._grip], hi[self._grip] = (lo[self._grip] - self._f0) / span, (hi[self._grip] - self._f0) / span
+        return lo - margin, hi + margin
+
     # ---- scene helpers used by tasks and experts -------------------------------------------------------------
     def body_pos(self, name: str) -> np.ndarray:
         return self.data.body(name).xpos.copy()

@@ -1,0 +1,86 @@
+"""MP4 writing with PyAV (H.264 when the encoder is present, MPEG-4 Part 2 otherwise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+PREFERRED_CODECS = ("libx264", "h264", "mpeg4")
+
+
+def available_codec() -> str | None:
+    """The first MP4 video encoder PyAV has, in order of preference."""
+    for name in PREFERRED_CODECS:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # noqa: BLE001 - PyAV raises several types for a missing codec
+            continue
+    return None
+
+
+class VideoWriter:
+    """Streams uint8 RGB frames [h, w, 3] into an MP4 file. Use as a context manager.
+
+    Odd frame sizes are padded by one black pixel row/column (yuv420p needs even sizes).
+    """
+
+    def __init__(self, path: str | Path, fps: float, codec: str | None = None, crf: int = 23):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps, self.crf = fps, crf
+        self.codec = codec or available_codec()
+        if self.codec is None:
+            raise RuntimeError("no MP4 video encoder found in PyAV (tried libx264, h264, mpeg4); run `vla doctor`")
+        self._container = None
+        self._stream = None
+        self.frames = 0
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"video frames must be uint8 [h, w, 3], got {frame.dtype} {frame.shape}")
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
+        if self._container is None:
+            self._open(frame.shape[1], frame.shape[0])
+        elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
+            raise ValueError(
+                f"frame size {frame.shape[:2]} differs from the first frame's "
+                f"{(self._stream.height, self._stream.width)}"
+            )
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def _open(self, width: int, height: int) -> None:
+        from fractions import Fraction
+
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = self._container.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1000))
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        if self.codec in ("libx264", "h264"):
+            self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+
+    def close(self) -> None:
+        if self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Decode every frame of a video into uint8 [T, h, w, 3]."""
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

@@ -1,0 +1,55 @@
+import json
+
+from vla_sdk.cli import main
+from vla_sdk.sim import list_tasks
+from vla_sdk.video import read_video
+
+
+def test_sim_list_json(capsys):
+    assert main(["sim", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["task"] for r in rows] == list_tasks()
+
+
+def test_sim_run_writes_a_tiled_video(tmp_path, capsys):
+    video = tmp_path / "tc.mp4"
+    rc = main(
+        [
+            "sim",
+            "run",
+            "aloha2/transfer_cube",
+            "--episodes",
+            "1",
+            "--seed",
+            "5",
+            "--json",
+            "--video",
+            str(video),
+            "--video-size",
+            "48",
+            "64",
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["episodes"] == 1 and out["success_rate"] == 1.0 and out["video"] == str(video)
+    frames = read_video(video)
+    steps = out["per_episode"][0]["steps"]
+    assert frames.shape[1:] == (96, 128, 3)  # 4 cameras of 48x64 tiled 2x2
+    assert len(frames) == 1 + steps // 2  # 50 Hz control filmed at 25 fps
+    assert frames.std() > 5
+
+
+def test_unknown_task_exit_code_and_message(capsys):
+    assert main(["sim", "run", "fr3/pick_plase", "--no-video"]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'fr3/pick_place'" in err and "aloha2/transfer_cube" in err
+
+
+def test_doctor_json(capsys):
+    rc = main(["doctor", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    names = {c["name"]: c for c in report["checks"]}
+    assert {"jax", "mujoco", "rendering", "video"} <= set(names)
+    assert rc == (0 if report["ok"] else 1)
+    assert names["rendering"]["ok"], names["rendering"]

@@ -1,0 +1,53 @@
+"""Success of every task's scripted expert over many seeds (the README's expert table).
+
+python tools/bench_experts.py [--episodes 100] [--seed 0] [--workers 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def _run(args: tuple[str, int, int]) -> dict:
+    from vla_sdk.sim.rollout import run_episodes
+
+    task, episodes, seed = args
+    s = run_episodes(task, "scripted", episodes=episodes, seed=seed, progress=False)
+    failed = [e["seed"] for e in s["per_episode"] if not e["success"]]
+    return {k: s[k] for k in ("task", "episodes", "successes", "success_rate", "mean_steps", "seconds")} | {
+        "failed_seeds": failed
+    }
+
+
+def main() -> None:
+    from vla_sdk.sim import list_tasks
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--episodes", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tasks", nargs="*", default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    tasks = args.tasks or list_tasks()
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(_run, [(t, args.episodes, args.seed) for t in tasks]))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"| task | expert success (seeds {args.seed}..{args.seed + args.episodes - 1}) | mean steps | failed seeds |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['task']} | {r['successes']}/{r['episodes']} ({r['success_rate']:.0%}) | {r['mean_steps']:.0f} "
+            f"| {', '.join(map(str, r['failed_seeds'])) or '-'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
