@@ -16,6 +16,16 @@ EXAMPLES = {
         "  vla sim run fr3/pick_place --episodes 20 --json --no-video\n"
         "  vla sim run aloha2/insertion --seed 100 --episodes 3 --video-episodes 3 --video ins.mp4"
     ),
+    "record": (
+        "examples:\n"
+        "  vla record aloha2/transfer_cube --teleop scripted --episodes 50 --out demos/transfer_cube\n"
+        "  vla record aloha2/transfer_cube --episodes 50 --out demos/transfer_cube --resume   # after a crash\n"
+        "  vla record aloha2/transfer_cube --teleop replay --source demos/transfer_cube --episodes 5 --out /tmp/r\n"
+        "  vla record fr3/pick_place --teleop keyboard --episodes 10 --out demos/my_pick_place"
+    ),
+    "dataset": (
+        "examples:\n  vla dataset info demos/transfer_cube [--json]\n  vla dataset validate demos/transfer_cube"
+    ),
 }
 
 
@@ -67,6 +77,46 @@ def _parser() -> argparse.ArgumentParser:
         help="per-camera video frame size (default 180 240); cameras are tiled",
     )
     sr.add_argument("--json", action="store_true", help="print a JSON summary (success_rate, episodes, ...)")
+
+    rec = sub.add_parser(
+        "record",
+        help="record demonstrations into a dataset (LeRobot v3.0 layout)",
+        epilog=EXAMPLES["record"],
+        formatter_class=fmt,
+    )
+    rec.add_argument("task", metavar="ROBOT/TASK", help="e.g. aloha2/transfer_cube (see `vla sim list`)")
+    rec.add_argument(
+        "--teleop",
+        default="scripted",
+        choices=["scripted", "keyboard", "replay"],
+        help="who drives: the task's scripted expert, a person at the keyboard, or a dataset's actions",
+    )
+    rec.add_argument("--episodes", type=int, default=10, help="episodes the dataset should hold (default 10)")
+    rec.add_argument("--out", type=Path, help="dataset folder (default demos/<robot>_<task>)")
+    rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
+    rec.add_argument("--fps", type=int, help="recording and control rate (default: the robot's control rate)")
+    rec.add_argument("--seed", type=int, default=0, help="episode k uses seed + k (default 0)")
+    rec.add_argument("--cameras", nargs="+", help="cameras to record (default: all of the robot's)")
+    rec.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="image size (default: robot's)")
+    rec.add_argument("--source", type=Path, help="--teleop replay: the dataset whose actions are re-executed")
+    rec.add_argument("--only-success", action="store_true", help="scripted: keep only successful episodes")
+    rec.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
+    dsub = ds.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
+    di = dsub.add_parser(
+        "info",
+        help="episodes, frames, features, tasks, success rate, size",
+        epilog=EXAMPLES["dataset"],
+        formatter_class=fmt,
+    )
+    di.add_argument("path", type=Path, metavar="DIR")
+    di.add_argument("--json", action="store_true", help="print a JSON object")
+    dv = dsub.add_parser(
+        "validate", help="deep check; reports every problem found", epilog=EXAMPLES["dataset"], formatter_class=fmt
+    )
+    dv.add_argument("path", type=Path, metavar="DIR")
+    dv.add_argument("--json", action="store_true", help="print a JSON object")
     return p
 
 
@@ -77,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             return _doctor(args)
         if args.command == "sim":
             return _sim_list(args) if args.sim_command == "list" else _sim_run(args)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
+        if args.command == "record":
+            return _record(args)
+        if args.command == "dataset":
+            return {"info": _dataset_info, "validate": _dataset_validate}[args.dataset_command](args)
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError, IndexError) as e:
         print(f"vla: error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -154,6 +208,70 @@ def _sim_run(args) -> int:
         if video:
             print(f"video: {video}")
     return 0
+
+
+def _record(args) -> int:
+    from vla_sdk.data.record import RecordConfig, record
+    from vla_sdk.sim import get_task
+
+    task = get_task(args.task)
+    cfg = RecordConfig(
+        task=args.task,
+        out=args.out or Path("demos") / f"{task.robot}_{task.name}",
+        episodes=args.episodes,
+        teleop=args.teleop,
+        resume=args.resume,
+        fps=args.fps,
+        seed=args.seed,
+        cameras=tuple(args.cameras) if args.cameras else None,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        source=args.source,
+        only_success=args.only_success,
+    )
+    if args.teleop == "keyboard":
+        from vla_sdk.data.keyboard import record_keyboard
+
+        summary = record_keyboard(cfg)
+    else:
+        summary = record(cfg, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['dataset']}: {summary['episodes']} episodes ({summary['recorded']} recorded now, "
+            f"{summary['successes']} successful) in {summary['seconds']:.1f} s"
+            + (
+                " — interrupted; the committed episodes are kept, continue with --resume"
+                if summary["interrupted"]
+                else ""
+            )
+        )
+    return 130 if summary["interrupted"] else 0
+
+
+def _dataset_info(args) -> int:
+    from vla_sdk.data.info import dataset_info, format_info
+
+    info = dataset_info(args.path)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _dataset_validate(args) -> int:
+    from vla_sdk.data.validate import validate
+
+    problems = validate(args.path)
+    errors = [p for p in problems if p.severity == "error"]
+    if args.json:
+        print(json.dumps({"ok": not errors, "problems": [vars(p) for p in problems]}, indent=2))
+    else:
+        for p in problems:
+            print(p)
+        print(
+            f"{args.path}: {'valid' if not errors else f'{len(errors)} error(s)'}"
+            + (f", {len(problems) - len(errors)} warning(s)" if len(problems) > len(errors) else "")
+        )
+    return 0 if not errors else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -27,10 +28,10 @@ class VideoWriter:
     Odd frame sizes are padded by one black pixel row/column (yuv420p needs even sizes).
     """
 
-    def __init__(self, path: str | Path, fps: float, codec: str | None = None, crf: int = 23):
+    def __init__(self, path: str | Path, fps: float, codec: str | None = None, crf: int = 23, gop: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps, self.crf = fps, crf
+        self.fps, self.crf, self.gop = Fraction(fps).limit_denominator(1000), crf, gop
         self.codec = codec or available_codec()
         if self.codec is None:
             raise RuntimeError("no MP4 video encoder found in PyAV (tried libx264, h264, mpeg4); run `vla doctor`")
@@ -58,19 +59,22 @@ class VideoWriter:
                 f"frame size {frame.shape[:2]} differs from the first frame's "
                 f"{(self._stream.height, self._stream.width)}"
             )
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        vf.pts, vf.time_base = self.frames, 1 / self.fps  # frame k shown at exactly k / fps
+        for packet in self._stream.encode(vf):
             self._container.mux(packet)
         self.frames += 1
 
     def _open(self, width: int, height: int) -> None:
-        from fractions import Fraction
-
         self._container = av.open(str(self.path), mode="w")
-        self._stream = self._container.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1000))
+        self._stream = self._container.add_stream(self.codec, rate=self.fps)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
-        if self.codec in ("libx264", "h264"):
-            self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+        self._stream.time_base = 1 / self.fps
+        options = {"crf": str(self.crf), "preset": "veryfast"} if self.codec in ("libx264", "h264") else {}
+        if self.gop:
+            options["g"] = str(self.gop)
+        self._stream.options = options
 
     def close(self) -> None:
         if self._container is not None:
@@ -84,3 +88,9 @@ def read_video(path: str | Path) -> np.ndarray:
     """Decode every frame of a video into uint8 [T, h, w, 3]."""
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def frame_times(path: str | Path) -> np.ndarray:
+    """Presentation time (s) of every frame, in decode order; raises av errors on a broken file."""
+    with av.open(str(path)) as container:
+        return np.array([float(f.time) for f in container.decode(video=0)])

@@ -36,11 +36,13 @@ class VlaEnv(gym.Env):
         image_size: tuple[int, int] | None = None,  # (height, width); None: the embodiment's default
         render_mode: str | None = None,
         render_size: tuple[int, int] = (240, 320),  # per-camera size of render() frames
+        control_hz: float | None = None,  # None: the embodiment's control rate
     ):
         task_cls = get_task(task)
         self.spec_name = task_cls.full_name()
         self.embodiment = emb = load_embodiment(task_cls.robot)
-        self.physics = Physics(sim_dir() / task_cls.robot / task_cls.scene, emb)
+        self.physics = Physics(sim_dir() / task_cls.robot / task_cls.scene, emb, control_hz)
+        self.control_hz = self.physics.control_hz
         self.task = task_cls(self.physics)
         self.cameras = tuple(emb.cameras if cameras is None else cameras)
         unknown = [c for c in self.cameras if c not in emb.cameras]
@@ -52,7 +54,7 @@ class VlaEnv(gym.Env):
         self.render_mode, self.render_size = render_mode, tuple(render_size)
         self._renderer = CameraRenderer(self.physics.model, self.cameras, self.image_size)
         self._video_renderer: CameraRenderer | None = None
-        self.metadata = {**self.metadata, "render_fps": emb.control_hz}
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}
 
         h, w = self.image_size
         lo, hi = self.physics.state_bounds()
@@ -64,7 +66,8 @@ class VlaEnv(gym.Env):
             obs_spaces["images"] = spaces.Dict({c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.cameras})
         self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.Box(emb.low.astype(np.float32), emb.high.astype(np.float32), dtype=np.float32)
-        self.max_steps = task_cls.max_steps
+        # the time limit is in seconds of the task's design; in steps it scales with the control rate
+        self.max_steps = round(task_cls.max_steps * self.control_hz / emb.control_hz)
         self.steps = 0
         self.instruction = ""
 

@@ -16,11 +16,15 @@ class Physics:
     ``apply(action)`` takes a validated action [A] in embodiment units; ``state()`` returns [A] in the same units.
     """
 
-    def __init__(self, xml_path: Path, embodiment: Embodiment):
+    def __init__(self, xml_path: Path, embodiment: Embodiment, control_hz: float | None = None):
         self.embodiment = embodiment
         self.model = mujoco.MjModel.from_xml_path(str(xml_path))
         self.data = mujoco.MjData(self.model)
-        self.n_substeps = max(1, round(1.0 / (embodiment.control_hz * self.model.opt.timestep)))
+        self.control_hz = float(control_hz or embodiment.control_hz)
+        self.n_substeps = max(1, round(1.0 / (self.control_hz * self.model.opt.timestep)))
+        if abs(self.n_substeps * self.model.opt.timestep * self.control_hz - 1) > 1e-6:
+            step = self.model.opt.timestep
+            raise ValueError(f"control rate {self.control_hz:g} Hz is not a whole number of {step} s physics steps")
         m = self.model
         self._act_ids = np.array([_id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, d.actuator, xml_path) for d in embodiment.dims])
         self._qadr = np.array(

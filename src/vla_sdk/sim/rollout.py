@@ -76,8 +76,8 @@ def run_episodes(
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     factory = lookup(SIM_POLICIES, "policy", policy)
     env = VlaEnv(task, cameras=[], render_size=video_size)  # scripted/hold policies read no images
-    stride = max(1, round(env.embodiment.control_hz / 25))  # videos at <= 25 fps
-    writer = VideoWriter(video, fps=env.embodiment.control_hz / stride) if video else None
+    stride = max(1, round(env.control_hz / 25))  # videos at <= 25 fps
+    writer = VideoWriter(video, fps=env.control_hz / stride) if video else None
     results: list[EpisodeResult] = []
     t0 = time.perf_counter()
     bar = tqdm(range(episodes), desc=f"{task} [{policy}]", unit="ep", disable=not progress, leave=False)

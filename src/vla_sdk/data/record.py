@@ -1,0 +1,172 @@
+"""`vla record`: drive a task with a teleoperation source and write each episode to a dataset.
+
+Sources (``--teleop``):
+  scripted  the task's scripted expert (privileged simulator state)
+  replay    re-executes the actions of an existing dataset's episodes from their seeds (a determinism check)
+  keyboard  a person drives the end effector from a terminal (see :mod:`vla_sdk.data.keyboard`)
+
+Each episode stores its instruction (the LeRobot task), seed, and a success label from the task's predicate. One
+frame = the observation before a step and the action taken in it.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vla_sdk.data import layout as L
+from vla_sdk.data.writer import DatasetWriter
+from vla_sdk.sim.env import VlaEnv
+
+
+@dataclass
+class RecordConfig:
+    task: str  # ROBOT/TASK
+    out: Path  # dataset folder
+    episodes: int = 10  # episodes the dataset should hold when done (with --resume: in total)
+    teleop: str = "scripted"  # scripted | replay | keyboard
+    resume: bool = False  # continue an interrupted recording in `out`
+    fps: int | None = None  # recording = control rate; None: the robot's
+    seed: int = 0  # episode k uses seed + k
+    cameras: tuple[str, ...] | None = None  # None: all of the robot's cameras
+    image_size: tuple[int, int] | None = None  # None: the robot's default
+    source: Path | None = None  # replay: the dataset whose actions are re-executed
+    only_success: bool = False  # scripted: keep only successful episodes (retrying with the next seed)
+    replay_tolerance: float = 1e-3  # replay: max |state - recorded state| allowed
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.teleop not in ("scripted", "replay", "keyboard"):
+            raise ValueError(f"--teleop must be scripted, replay or keyboard, got {self.teleop!r}")
+        if self.episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {self.episodes}")
+        if self.teleop == "replay" and self.source is None:
+            raise ValueError("--teleop replay needs --source DATASET (the dataset whose actions to re-execute)")
+
+
+def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
+    """Create the dataset for ``env`` (or reopen it with --resume, checking it matches)."""
+    emb = env.embodiment
+    fps = int(round(env.control_hz))
+    features = L.make_features(emb.names, emb.names, list(env.cameras), env.image_size, fps)
+    if cfg.resume and (cfg.out / L.INFO_PATH).exists():
+        writer = DatasetWriter.open(cfg.out)
+        for key in ("observation.state", "action", *[L.camera_key(c) for c in env.cameras]):
+            have = writer.features.get(key, {}).get("shape")
+            if have != features[key]["shape"]:
+                raise ValueError(
+                    f"{cfg.out}: feature {key!r} has shape {have}, this recording makes "
+                    f"{features[key]['shape']} (same --task, --cameras and --image-size as before?)"
+                )
+        if writer.fps != fps or writer.info["vla"].get("task") != env.spec_name:
+            raise ValueError(
+                f"{cfg.out} was recorded from {writer.info['vla'].get('task')} at {writer.fps} fps; "
+                f"cannot resume it with {env.spec_name} at {fps} fps"
+            )
+        return writer
+    vla = {"task": env.spec_name, "robot": emb.name, "embodiment": emb.to_json(), "teleop": cfg.teleop}
+    return DatasetWriter.create(cfg.out, features, fps, emb.name, vla)
+
+
+def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Record until the dataset holds ``cfg.episodes`` episodes; returns a JSON-ready summary."""
+    env = VlaEnv(cfg.task, cameras=cfg.cameras, image_size=cfg.image_size, control_hz=cfg.fps)
+    writer = open_dataset(cfg, env)
+    source = None
+    if cfg.teleop == "replay":
+        from vla_sdk.data.reader import Dataset
+
+        source = Dataset(cfg.source)
+        if source.info["vla"].get("task") != env.spec_name:
+            raise ValueError(f"--source {cfg.source} holds {source.info['vla'].get('task')}, not {env.spec_name}")
+    start = writer.num_episodes
+    if start >= cfg.episodes:
+        log(f"{cfg.out} already holds {start} episodes (>= {cfg.episodes}); nothing to record")
+    results, replay_errors = [], []
+    interrupted = _InterruptFlag()
+    bar = tqdm(total=cfg.episodes, initial=start, desc=f"record {cfg.task}", unit="ep", disable=not progress)
+    attempt = start
+    t0 = time.perf_counter()
+    try:
+        while writer.num_episodes < cfg.episodes and not interrupted.set:
+            k = writer.num_episodes
+            if cfg.teleop == "replay":
+                if k >= source.num_episodes:
+                    log(f"--source has only {source.num_episodes} episodes")
+                    break
+                src = source.episode(k, decode_video=False)
+                seed, actions = src["seed"], src["action"]
+            else:
+                seed, actions = cfg.seed + attempt, None
+            attempt += 1
+            obs, _ = env.reset(seed=seed)
+            ep = writer.begin_episode(env.instruction, seed=seed, extra={"teleop": cfg.teleop})
+            policy = env.make_expert() if cfg.teleop == "scripted" else None
+            success, states = False, []
+            for t in range(env.max_steps if actions is None else len(actions)):
+                action = policy.act() if policy is not None else np.asarray(actions[t], np.float64)
+                ep.add(obs.get("images", {}), obs["state"], action)
+                states.append(obs["state"])
+                obs, _, terminated, truncated, info = env.step(action)
+                success = bool(info["success"])
+                if interrupted.set or ((terminated or truncated) and actions is None):
+                    break
+            if interrupted.set:
+                ep.discard()
+                break
+            if cfg.only_success and not success:
+                ep.discard()
+                log(f"seed {seed}: expert failed; episode discarded (--only-success)")
+                continue
+            idx = ep.commit(success=success)
+            if source is not None:
+                err = float(np.max(np.abs(np.stack(states) - src["observation.state"])))
+                replay_errors.append(err)
+                if err > cfg.replay_tolerance:
+                    log(
+                        f"episode {idx}: replayed states differ from the source by up to {err:.2e} "
+                        f"(tolerance {cfg.replay_tolerance:g})"
+                    )
+            results.append({"episode_index": idx, "seed": seed, "success": success, "frames": len(ep)})
+            bar.update(1)
+    finally:
+        bar.close()
+        interrupted.restore()
+        env.close()
+    summary = {
+        "dataset": str(cfg.out),
+        "task": cfg.task,
+        "teleop": cfg.teleop,
+        "episodes": writer.num_episodes,
+        "recorded": len(results),
+        "successes": sum(r["success"] for r in results),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "interrupted": interrupted.set,
+        "per_episode": results,
+    }
+    if replay_errors:
+        summary["replay_max_state_error"] = max(replay_errors)
+    return summary
+
+
+class _InterruptFlag:
+    """Turns the first SIGINT into a flag: the current episode is discarded, committed ones stay."""
+
+    def __init__(self):
+        self.set = False
+        self._old = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.set:  # a second Ctrl-C stops at once
+            signal.signal(signal.SIGINT, self._old)
+            raise KeyboardInterrupt
+        self.set = True
+
+    def restore(self):
+        signal.signal(signal.SIGINT, self._old)
