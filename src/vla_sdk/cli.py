@@ -100,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="image size (default: robot's)")
     rec.add_argument("--source", type=Path, help="--teleop replay: the dataset whose actions are re-executed")
     rec.add_argument("--only-success", action="store_true", help="scripted: keep only successful episodes")
+    rec.add_argument("--force", action="store_true", help="delete an existing dataset at --out and start over")
     rec.add_argument("--json", action="store_true", help="print a JSON summary")
 
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
@@ -227,6 +228,7 @@ def _record(args) -> int:
         image_size=tuple(args.image_size) if args.image_size else None,
         source=args.source,
         only_success=args.only_success,
+        force=args.force,
     )
     if args.teleop == "keyboard":
         from vla_sdk.data.keyboard import record_keyboard

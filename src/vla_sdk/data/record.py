@@ -38,6 +38,7 @@ class RecordConfig:
     image_size: tuple[int, int] | None = None  # None: the robot's default
     source: Path | None = None  # replay: the dataset whose actions are re-executed
     only_success: bool = False  # scripted: keep only successful episodes (retrying with the next seed)
+    force: bool = False  # delete an existing dataset at `out` and start over (never implied)
     replay_tolerance: float = 1e-3  # replay: max |state - recorded state| allowed
     extra: dict = field(default_factory=dict)
 
@@ -71,7 +72,7 @@ def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
             )
         return writer
     vla = {"task": env.spec_name, "robot": emb.name, "embodiment": emb.to_json(), "teleop": cfg.teleop}
-    return DatasetWriter.create(cfg.out, features, fps, emb.name, vla)
+    return DatasetWriter.create(cfg.out, features, fps, emb.name, vla, force=cfg.force)
 
 
 def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict:

@@ -146,13 +146,21 @@ class DatasetWriter:
                 self._vectors[name].append(L.column_array(table, name))
 
     @classmethod
-    def create(cls, root: str | Path, features: dict, fps: int, robot_type: str | None, vla: dict) -> DatasetWriter:
-        """Start an empty dataset at ``root`` (which must not hold a dataset already)."""
+    def create(
+        cls, root: str | Path, features: dict, fps: int, robot_type: str | None, vla: dict, force: bool = False
+    ) -> DatasetWriter:
+        """Start an empty dataset at ``root``. An existing dataset or non-empty folder there is an error, unless
+        ``force`` (then it is deleted first: the only place this SDK deletes recorded data)."""
         root = Path(root)
-        if (root / L.INFO_PATH).exists():
-            raise FileExistsError(f"{root} already holds a dataset; use --resume to add episodes to it")
-        if root.exists() and any(p.name != L.STAGING for p in root.iterdir()):
-            raise FileExistsError(f"{root} exists and is not empty; choose a new --out folder")
+        if root.exists() and any(root.iterdir()):
+            if not force:
+                what = (
+                    "already holds a dataset; use --resume to add episodes to it"
+                    if (root / L.INFO_PATH).exists()
+                    else "exists and is not empty; choose a new --out folder"
+                )
+                raise FileExistsError(f"{root} {what} (or --force to delete it and start over)")
+            shutil.rmtree(root)
         if int(fps) != fps or fps <= 0:
             raise ValueError(f"fps must be a positive integer (LeRobot stores it as int), got {fps}")
         info = L.new_info(features, int(fps), robot_type, vla)

@@ -1,0 +1,154 @@
+"""Model configuration (:class:`ModelConfig`) and named presets.
+
+A config is a frozen, JSON-able dataclass: ``ModelConfig.from_dict(json.loads(s))`` round-trips ``to_dict()``.
+Presets live in the plain dict :data:`PRESETS`; :func:`get_preset` names the valid ones when a name is unknown.
+Adapt a preset to a robot with ``cfg.replace(cameras=("cam_high", "cam_left_wrist"), ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from vla_sdk.registry import lookup
+
+HEADS = ("flow", "l1")  # action heads: flow matching action expert (pi0-style), L1 chunk regression (ACT-style)
+DTYPES = ("float32", "bfloat16")  # compute dtypes; parameters are always float32
+TIME_SAMPLING = ("beta", "uniform")  # flow-matching training time distribution
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every size and choice of a :class:`vla_sdk.model.VLA`; validated on construction."""
+
+    # --- inputs ---
+    cameras: tuple[str, ...] = ("cam_external", "cam_wrist")  # camera names, in the order their tokens are laid out
+    image_size: int = 32  # square input images: [B, image_size, image_size, 3], values in [-1, 1]
+    state_dim: int = 32  # S: robot state padded to this width
+    action_dim: int = 32  # A: actions padded to this width
+    horizon: int = 8  # T: actions per predicted chunk
+    max_tokens: int = 16  # L: instruction length in byte tokens (BOS and EOS included)
+    # --- vision encoder (shared by all cameras) ---
+    stem_layers: int = 1  # 3x3 stride-2 GELU convs before patchify (each halves the resolution)
+    stem_channels: int = 16  # channels of the conv stem
+    patch_size: int = 8  # total stride from pixels to tokens: (image_size / patch_size)^2 tokens per camera
+    # --- prefix transformer over [image tokens, state token, language tokens] ---
+    d_model: int = 64  # width of the prefix transformer
+    num_layers: int = 2  # pre-LN transformer blocks
+    num_heads: int = 4  # attention heads (d_model must be divisible by it)
+    mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * width (GELU MLP)
+    # --- action head ---
+    head: str = "flow"  # one of HEADS
+    expert_d_model: int = 64  # width of the action decoder (flow: action expert; l1: query decoder)
+    expert_layers: int = 2  # decoder blocks: self-attention, cross-attention to the prefix, MLP
+    expert_heads: int = 4  # decoder attention heads (expert_d_model must be divisible by it)
+    flow_steps: int = 10  # flow head: Euler integration steps in sample_actions
+    time_sampling: str = "beta"  # flow head: training time t ~ Beta(1.5, 1) (as pi0) or Uniform(0, 1)
+    # --- numerics ---
+    dtype: str = "float32"  # activation dtype, one of DTYPES ("bfloat16": bf16 matmuls, float32 params and loss)
+
+    def __post_init__(self):
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        ints = ("image_size", "state_dim", "action_dim", "horizon", "max_tokens", "stem_channels", "patch_size")
+        ints += ("d_model", "num_layers", "num_heads", "expert_d_model", "expert_layers", "expert_heads", "flow_steps")
+        for name in ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if not self.cameras:
+            raise ValueError("ModelConfig.cameras must name at least one camera")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"ModelConfig.cameras has duplicate names: {self.cameras}")
+        if not isinstance(self.stem_layers, int) or self.stem_layers < 0:
+            raise ValueError(f"ModelConfig.stem_layers must be an int >= 0, got {self.stem_layers!r}")
+        if self.max_tokens < 2:
+            raise ValueError(f"ModelConfig.max_tokens must be >= 2 (BOS and EOS), got {self.max_tokens}")
+        stem_stride = 2**self.stem_layers
+        if self.patch_size % stem_stride:
+            raise ValueError(
+                f"ModelConfig.patch_size ({self.patch_size}) must be divisible by 2**stem_layers ({stem_stride})"
+            )
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"ModelConfig.image_size ({self.image_size}) must be divisible by patch_size ({self.patch_size})"
+            )
+        if self.d_model % 4:
+            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by 4 (2-D sincos positions)")
+        if self.expert_d_model % 2:
+            raise ValueError(f"ModelConfig.expert_d_model ({self.expert_d_model}) must be even (sincos time embedding)")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        if self.expert_d_model % self.expert_heads:
+            raise ValueError(
+                f"ModelConfig.expert_d_model ({self.expert_d_model}) must be divisible by "
+                f"expert_heads ({self.expert_heads})"
+            )
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
+        for name, valid in (("head", HEADS), ("dtype", DTYPES), ("time_sampling", TIME_SAMPLING)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"ModelConfig.{name} must be one of {valid}, got {getattr(self, name)!r}")
+
+    # --- derived sizes ---
+    @property
+    def tokens_per_camera(self) -> int:
+        """N: image tokens per camera."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def prefix_len(self) -> int:
+        """Prefix tokens: all cameras' image tokens, one state token, the language tokens."""
+        return len(self.cameras) * self.tokens_per_camera + 1 + self.max_tokens
+
+    @property
+    def compute_dtype(self):
+        return jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
+
+    # --- (de)serialization ---
+    def replace(self, **changes) -> ModelConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-able dict of every field (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["cameras"] = list(self.cameras)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error that lists the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
+        return cls(**data)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # CPU-test size (~0.2M parameters): 2 cameras at 32 px -> 16 tokens each, d_model 64, 2+2 layers.
+    "vla-tiny": ModelConfig(),
+    # The compact policy (~23M parameters): 2 cameras at 128 px -> 8x8 tokens each, horizon 50, 32-wide state/action.
+    "vla-s": ModelConfig(
+        image_size=128,
+        horizon=50,
+        max_tokens=48,
+        stem_layers=2,
+        stem_channels=32,
+        patch_size=16,
+        d_model=384,
+        num_layers=8,
+        num_heads=6,
+        expert_d_model=256,
+        expert_layers=4,
+        expert_heads=4,
+        flow_steps=5,
+    ),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """The preset called ``name``; an unknown name raises an error listing the valid ones and close matches."""
+    return lookup(PRESETS, "preset", name)
