@@ -94,6 +94,7 @@ def test_create_refuses_existing_data_without_force(dataset_copy):
     assert (dataset_copy / L.data_path(0)).exists()
     DatasetWriter.create(dataset_copy, info["features"], 50, "aloha2", {}, force=True)
     assert Dataset(dataset_copy).num_episodes == 0
+    assert validate(dataset_copy) == []  # an empty dataset is valid
 
 
 def test_missing_camera_and_bad_frames_are_refused(dataset_copy):

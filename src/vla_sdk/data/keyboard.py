@@ -76,12 +76,12 @@ class _Terminal:
         return self
 
     def __exit__(self, *exc):
-        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        termios.tcsetattr(self.fd, termios.TCSAFLUSH, self.saved)  # unread keys do not spill into the shell
 
     def poll(self) -> None:
         """Queue every key pressed since the last poll (non-blocking)."""
         data = b""
-        while select.select([self.fd], [], [], 0)[0]:
+        while select.select([self.fd], [], [], 0.03 if data.endswith(b"\x1b") else 0)[0]:  # ESC: a sequence?
             chunk = os.read(self.fd, 1024)
             if not chunk:
                 break

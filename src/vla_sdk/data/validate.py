@@ -105,7 +105,8 @@ def validate(root: str | Path) -> list[Problem]:
         for k in vkeys:
             _check_video(root, info, r, i, k, features[k], fps, err)
 
-    _check_stats(root, features, err)
+    if rows:  # an empty dataset (interrupted before its first episode) has no statistics yet
+        _check_stats(root, features, err)
     staging = root / L.STAGING
     if staging.exists() and any(staging.rglob("*")):
         problems.append(Problem("warning", L.STAGING, "holds uncommitted or set-aside files (not part of the data)"))

@@ -166,6 +166,7 @@ class DatasetWriter:
         info = L.new_info(features, int(fps), robot_type, vla)
         L.atomic_write_parquet(root / L.TASKS_PATH, L.tasks_table([]))
         L.atomic_write_parquet(root / L.EPISODES_PATH, L.episodes_table([], features))
+        L.atomic_write_json(root / L.STATS_PATH, {})  # no frames yet
         L.atomic_write_json(root / L.INFO_PATH, info)
         return cls(root)
 
