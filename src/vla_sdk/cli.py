@@ -26,6 +26,12 @@ EXAMPLES = {
     "dataset": (
         "examples:\n  vla dataset info demos/transfer_cube [--json]\n  vla dataset validate demos/transfer_cube"
     ),
+    "dataset convert": (
+        "examples:\n"
+        "  vla dataset convert --from aloha-hdf5 ~/aloha_data/transfer_cube --out demos/aloha_transfer_cube \\\n"
+        '      --task-instruction "pick up the cube and hand it over" --image-size 128 128'
+    ),
+    "dataset viz": "example:\n  vla dataset viz demos/transfer_cube --episode 3 --out ep3.mp4",
 }
 
 
@@ -118,6 +124,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     dv.add_argument("path", type=Path, metavar="DIR")
     dv.add_argument("--json", action="store_true", help="print a JSON object")
+    dc = dsub.add_parser(
+        "convert",
+        help="convert episodes from another format (ALOHA/ACT HDF5) into a new dataset",
+        epilog=EXAMPLES["dataset convert"],
+        formatter_class=fmt,
+    )
+    dc.add_argument("src", type=Path, metavar="SRC", help="folder of episode_<k>.hdf5 files")
+    dc.add_argument("--from", dest="src_format", required=True, choices=["aloha-hdf5"], help="format of SRC")
+    dc.add_argument("--out", type=Path, required=True, help="new dataset folder")
+    dc.add_argument("--task-instruction", required=True, help="language instruction stored with every episode")
+    dc.add_argument("--fps", type=int, default=50, help="frame rate of the source (default 50: ALOHA's DT = 0.02)")
+    dc.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize cameras (default: as stored)")
+    dc.add_argument("--cameras", nargs="+", help="cameras to convert (default: all but depth)")
+    dc.add_argument("--jpeg-rgb", action="store_true", help="JPEG frames hold true RGB (default: cv2.imencode order)")
+    dc.add_argument("--force", action="store_true", help="delete an existing dataset at --out first")
+    dc.add_argument("--json", action="store_true", help="print a JSON summary")
+    dz = dsub.add_parser(
+        "viz",
+        help="render an episode to mp4: cameras tiled above state/action curves",
+        epilog=EXAMPLES["dataset viz"],
+        formatter_class=fmt,
+    )
+    dz.add_argument("path", type=Path, metavar="DIR")
+    dz.add_argument("--episode", type=int, default=0, help="episode index (default 0)")
+    dz.add_argument("--out", type=Path, help="mp4 path (default out/<dataset>_ep<K>.mp4)")
+    dz.add_argument("--cameras", nargs="+", help="cameras to show (default: all)")
+    dz.add_argument("--plot-height", type=int, default=160, help="height of the curve panel in pixels (default 160)")
     return p
 
 
@@ -131,7 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "record":
             return _record(args)
         if args.command == "dataset":
-            return {"info": _dataset_info, "validate": _dataset_validate}[args.dataset_command](args)
+            handlers = {
+                "info": _dataset_info,
+                "validate": _dataset_validate,
+                "convert": _dataset_convert,
+                "viz": _dataset_viz,
+            }
+            return handlers[args.dataset_command](args)
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError, IndexError) as e:
         print(f"vla: error: {e}", file=sys.stderr)
         return 2
@@ -274,6 +313,44 @@ def _dataset_validate(args) -> int:
             + (f", {len(problems) - len(errors)} warning(s)" if len(problems) > len(errors) else "")
         )
     return 0 if not errors else 1
+
+
+def _dataset_convert(args) -> int:
+    from vla_sdk.data.convert import convert_aloha_hdf5
+
+    summary = convert_aloha_hdf5(
+        args.src,
+        args.out,
+        task_instruction=args.task_instruction,
+        fps=args.fps,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        cameras=args.cameras,
+        jpeg_rgb=args.jpeg_rgb,
+        force=args.force,
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['dataset']}: {summary['episodes']} episodes, {summary['frames']} frames from "
+            f"{summary['source']} (cameras {', '.join(summary['cameras'])} at "
+            f"{summary['image_size'][0]}x{summary['image_size'][1]}) in {summary['seconds']:.1f} s"
+        )
+        if summary["ignored"]:
+            print(f"not converted: {', '.join(summary['ignored'])}")
+        if summary["gripper_values_outside_0_1"]:
+            print(f"note: {summary['gripper_values_outside_0_1']} gripper values lie outside [0, 1] (not clipped)")
+    return 0
+
+
+def _dataset_viz(args) -> int:
+    from vla_sdk.data.viz import render_episode_video
+
+    out = args.out or Path("out") / f"{args.path.resolve().name}_ep{args.episode}.mp4"
+    r = render_episode_video(args.path, args.episode, out, cameras=args.cameras, plot_height=args.plot_height)
+    print(f"{r['out']}: episode {r['episode']}, {r['frames']} frames at {r['fps']} fps, {r['size'][1]}x{r['size'][0]}")
+    return 0
 
 
 if __name__ == "__main__":

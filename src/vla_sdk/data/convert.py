@@ -7,23 +7,24 @@ Interbotix/aloha ``scripts/record_episodes.py`` and ``aloha/robot_utils.py``, Ma
 huggingface/lerobot ``push_dataset_to_hub/aloha_hdf5_format.py`` and Physical-Intelligence/openpi
 ``examples/aloha_real/convert_aloha_data_to_lerobot.py``:
 
-* one file per episode, ``episode_<k>.hdf5`` (k from 0, written at 50 Hz: ``DT = 0.02``);
+* one file per episode, ``episode_<k>.hdf5`` (k from 0, written at 50 Hz: ``DT = 0.02``); other names in the
+  folder (e.g. act-plus-plus's ``*mirror*`` files) are not read;
 * ``/observations/qpos`` [T, 14] and ``/action`` [T, 14], created without a dtype, hence float32: per arm (left
   first) six absolute joint angles in rad (waist, shoulder, elbow, forearm_roll, wrist_angle, wrist_rotate), then
   the gripper as a normalized opening, 0 closed and 1 open (qpos: ``PUPPET_GRIPPER_POSITION_NORMALIZE_FN`` of the
   finger position; action: the leader gripper joint normalized the same way). That is this SDK's aloha2 layout and
   gripper convention, so values are copied unchanged; the normalization is a linear calibration, so real data can
-  stray slightly outside [0, 1] (counted in the summary, not clipped);
+  stray outside [0, 1] (values beyond it by more than GRIPPER_SLACK are counted in the summary, never clipped);
 * frame t pairs the observation before step t with the action sent at step t (as this SDK records);
 * optional ``/observations/qvel``, ``/observations/effort`` [T, 14] and Mobile ALOHA's ``/base_action`` [T, 2]:
   not converted (this layout stores state, action and images), listed in the summary under "ignored";
-* ``/observations/images/<cam>``: uint8 [T, H, W, 3] RGB (simulation, uncompressed real data; cameras cam_high,
-  cam_low, cam_left_wrist, cam_right_wrist, or "top"/"angle" in the ACT simulator), or, with the root attribute
-  ``compress`` = True, uint8 [T, padded_len]: each frame ``cv2.imencode('.jpg', rgb_array)`` (quality 50),
-  zero-padded to the longest frame. cv2 takes the RGB array for BGR, so the JPEG holds red and blue swapped and
-  ``cv2.imdecode`` (which ACT's loader and LeRobot's converter use as is) returns the original array; a standard
-  decoder (PyAV here) returns it swapped, so we swap back (``jpeg_rgb=True`` for files whose JPEGs hold true RGB;
-  openpi's converter assumes that). Camera datasets whose name contains "depth" are skipped by default;
+* ``/observations/images/<cam>`` (real: cam_high, cam_low, cam_left_wrist, cam_right_wrist; ACT simulator: top,
+  left_wrist, right_wrist; names are kept): uint8 [T, H, W, 3] RGB (simulation, uncompressed real data) or, with
+  the root attribute ``compress`` = True, uint8 [T, padded_len]: each frame ``cv2.imencode('.jpg', rgb_array)``
+  (quality 50), zero-padded to the longest frame. cv2 takes the RGB array for BGR, so the JPEG holds red and blue
+  swapped and ``cv2.imdecode`` (which ACT's loader and LeRobot's converter use as is) returns the original array;
+  a standard decoder (PyAV here) returns it swapped, so we swap back (``jpeg_rgb=True`` for files whose JPEGs hold
+  true RGB, as openpi's converter assumes). Camera datasets whose name contains "depth" are skipped by default;
 * ``/compress_len`` [num_cams, T] (float32) holds the byte lengths, but its rows follow the recording script's
   camera list, not the file's (alphabetical) key order, so it is not used: a frame ends at its JPEG end-of-image
   marker (0xFFD9), after which there is only padding;
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vla_sdk.data import layout as L
 from vla_sdk.data.writer import DatasetWriter
@@ -49,6 +51,7 @@ from vla_sdk.embodiment import load_embodiment
 FORMATS = ("aloha-hdf5",)
 QPOS, ACTION, IMAGES = "/observations/qpos", "/action", "/observations/images"
 DIM = 14
+GRIPPER_SLACK = 0.02  # gripper values beyond [-slack, 1 + slack] are counted in the summary (calibration check)
 EOI = b"\xff\xd9"  # JPEG end-of-image marker
 _EPISODE_FILE = re.compile(r"^episode_(\d+)\.hdf5$")
 
@@ -96,7 +99,9 @@ def _inspect(path: Path, cameras: list[str] | None, gripper_idx: list[int]) -> _
                 raise ValueError(f"{path}: missing dataset {name!r}")
             x = f[name][()]
             if x.ndim != 2 or x.shape[1] != DIM:
-                raise ValueError(f"{path}: field {name!r} has shape {x.shape}, expected (T, {DIM}) (ALOHA's 14-D layout)")
+                raise ValueError(f"{path}: field {name!r} has shape {x.shape}, expected (T, {DIM}) (ALOHA's layout)")
+            if not np.issubdtype(x.dtype, np.number):
+                raise ValueError(f"{path}: field {name!r} has dtype {x.dtype}, expected numbers")
             bad = np.argwhere(~np.isfinite(x))
             if len(bad):
                 raise ValueError(f"{path}: field {name!r} has non-finite values (first at frame {bad[0][0]})")
@@ -126,12 +131,18 @@ def _inspect(path: Path, cameras: list[str] | None, gripper_idx: list[int]) -> _
             elif ds.shape[0]:
                 sizes[cam] = _decode_jpeg(av.CodecContext.create("mjpeg", "r"), ds[0], path, field, 0).shape[:2]
         if len(set(lengths.values())) != 1:
-            raise ValueError(f"{path}: fields have different lengths: " + ", ".join(f"{k} {n}" for k, n in lengths.items()))
+            listed = ", ".join(f"{k!r} {n}" for k, n in lengths.items())
+            raise ValueError(f"{path}: fields have different lengths: {listed}")
         if lengths[QPOS] == 0:
             raise ValueError(f"{path}: field {QPOS!r} has no frames")
         used = {QPOS, ACTION} | {f"{IMAGES}/{c}" for c in want}
         ignored: list[str] = []
-        f.visititems(lambda n, o: ignored.append("/" + n) if isinstance(o, h5py.Dataset) and "/" + n not in used else None)
+
+        def collect(name, obj):
+            if isinstance(obj, h5py.Dataset) and "/" + name not in used:
+                ignored.append("/" + name)
+
+        f.visititems(collect)
         grip = np.concatenate([x[:, gripper_idx] for x in vectors.values()])
         sim = f.attrs.get("sim")
         return _Source(
@@ -141,11 +152,11 @@ def _inspect(path: Path, cameras: list[str] | None, gripper_idx: list[int]) -> _
             sizes=sizes,
             sim=None if sim is None else bool(sim),
             ignored=ignored,
-            gripper_out_of_range=int(np.sum((grip < 0) | (grip > 1))),
+            gripper_out_of_range=int(np.sum((grip < -GRIPPER_SLACK) | (grip > 1 + GRIPPER_SLACK))),
         )
 
 
-def _decode_jpeg(decoder, row: np.ndarray, path: Path, field: str, t: int, size=None, swap=False) -> np.ndarray:
+def _decode_jpeg(decoder, row: np.ndarray, path: Path, field: str, t: int, size=None, swap=False, sws=None):
     buf = np.asarray(row, np.uint8).tobytes()
     end = buf.rfind(EOI)
     if not buf.startswith(b"\xff\xd8") or end < 0:
@@ -157,28 +168,26 @@ def _decode_jpeg(decoder, row: np.ndarray, path: Path, field: str, t: int, size=
     if not frames:
         raise ValueError(f"{path}: field {field!r} frame {t}: the JPEG decoder returned no image")
     h, w = size or (frames[0].height, frames[0].width)
-    img = frames[0].reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+    sws = sws or VideoReformatter()
+    img = sws.reformat(frames[0], width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
     return np.ascontiguousarray(img[..., ::-1]) if swap else img
-
-
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = size
-    if img.shape[:2] == (h, w):
-        return img
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-    return frame.reformat(width=w, height=h, interpolation="AREA").to_ndarray()
 
 
 def _camera_frames(f, src: _Source, cam: str, size: tuple[int, int], swap_rb: bool, block: int = 32):
     """Frames of one camera as uint8 [h, w, 3] at ``size``, read ``block`` frames at a time."""
     ds, field = f[IMAGES][cam], f"{IMAGES}/{cam}"
     decoder = av.CodecContext.create("mjpeg", "r") if src.cameras[cam] == "jpeg" else None
+    sws = VideoReformatter()  # one per stream: it caches the scaler between frames
+    h, w = size
     for start in range(0, src.length, block):
         for i, row in enumerate(ds[start : start + block]):
-            if decoder is None:
-                yield _resize(row, size)
+            if decoder is not None:
+                yield _decode_jpeg(decoder, row, src.path, field, start + i, size, swap_rb, sws)
+            elif row.shape[:2] == (h, w):
+                yield row
             else:
-                yield _decode_jpeg(decoder, row, src.path, field, start + i, size, swap_rb)
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(row), format="rgb24")
+                yield sws.reformat(frame, width=w, height=h, interpolation="AREA").to_ndarray()
 
 
 def _order(cameras: list[str], preferred: tuple[str, ...]) -> list[str]:
@@ -194,13 +203,15 @@ def convert_aloha_hdf5(
     image_size: tuple[int, int] | None = None,
     cameras: list[str] | None = None,
     jpeg_rgb: bool = False,
+    force: bool = False,
     progress: bool = False,
 ) -> dict:
     """Convert a folder of ALOHA HDF5 episodes into a new dataset at ``out`` (robot aloha2); returns a summary.
 
     ``cameras``: which to convert (default: all non-depth cameras of the first file; every file must have them).
     ``image_size`` (h, w): resize every camera to it (aspect ratio not kept); default the stored size, which must
-    then be the same for all cameras. ``jpeg_rgb``: the JPEG frames hold true RGB (see the module doc).
+    then be the same for all cameras. ``jpeg_rgb``: the JPEG frames hold true RGB (see the module doc). ``force``:
+    delete an existing dataset or folder at ``out`` first.
     """
     from tqdm import tqdm
 
@@ -210,6 +221,9 @@ def convert_aloha_hdf5(
     emb = load_embodiment("aloha2")
     if emb.action_dim != DIM:
         raise RuntimeError(f"aloha2 embodiment has {emb.action_dim} dimensions, ALOHA files have {DIM}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out} exists and is not empty; choose a new --out folder (or --force to replace it)")
     files = find_episode_files(src)
     sources = [_inspect(files[0], cameras, emb.gripper_indices)]
     cams = _order(list(sources[0].cameras), emb.cameras) if cameras is None else list(cameras)
@@ -243,7 +257,7 @@ def convert_aloha_hdf5(
             "jpeg_rgb": jpeg_rgb,
         },
     }
-    writer = DatasetWriter.create(out, features, fps, emb.name, vla)
+    writer = DatasetWriter.create(out, features, fps, emb.name, vla, force=force)
     h5py = _h5py()
     for s in tqdm(sources, desc="convert aloha-hdf5", unit="ep", disable=not progress):
         with h5py.File(s.path, "r") as f:
