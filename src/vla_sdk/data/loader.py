@@ -1,0 +1,146 @@
+"""Training batches: every frame of the training episodes decoded once into a cache, then sampled per step.
+
+The first use of a dataset decodes its videos (at the model's image size) into uint8 ``.npy`` files under the cache
+folder (default ``~/.cache/vla-sdk/frames``, keyed by the dataset's content); later runs and resumed runs memory-map
+them, so the accelerator never waits on video decoding. Batch ``step`` is drawn from ``default_rng([seed, step])``,
+so a resumed run sees exactly the batches the interrupted one would have. A background thread prepares the next
+batches while the current one trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vla_sdk.data import layout as L
+from vla_sdk.data.reader import Dataset
+from vla_sdk.transforms import PolicyTransform, resize_images
+
+DEFAULT_CACHE = Path(os.environ.get("VLA_CACHE", Path.home() / ".cache" / "vla-sdk")) / "frames"
+
+
+class FrameStore:
+    """States, actions, instructions and decoded camera frames of chosen episodes, concatenated along frames."""
+
+    def __init__(
+        self,
+        datasets: list[Dataset],
+        episodes: list[tuple[int, int]],
+        cameras: tuple[str, ...],
+        image_size: int,
+        cache_dir: Path | None = None,
+        progress: bool = True,
+    ):
+        if not episodes:
+            raise ValueError("no episodes to train on (is the dataset empty, or are all episodes held out?)")
+        self.episodes = list(episodes)
+        self.cameras = tuple(cameras)
+        for d in {i for i, _ in episodes}:
+            missing = sorted(set(cameras) - set(datasets[d].cameras))
+            if missing:
+                raise ValueError(
+                    f"{datasets[d].root}: the policy needs camera(s) {missing}; the dataset has {datasets[d].cameras}"
+                )
+        states, actions, tasks, lengths = [], [], [], []
+        for d, k in episodes:
+            ep = datasets[d].episode(k, decode_video=False)
+            states.append(ep["observation.state"])
+            actions.append(ep["action"])
+            tasks.append(ep["task"])
+            lengths.append(ep["length"])
+        self.states, self.actions = np.concatenate(states), np.concatenate(actions)  # [N, A_robot]
+        self.lengths = np.array(lengths)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.frame_episode = np.repeat(np.arange(len(episodes)), self.lengths)  # [N]
+        self.tasks = tasks
+        self.images = self._images(datasets, image_size, Path(cache_dir or DEFAULT_CACHE), progress)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def _images(self, datasets, size, cache_dir, progress) -> dict[str, np.ndarray]:
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    [str(datasets[d].root.resolve()), (datasets[d].root / L.INFO_PATH).read_text(), k]
+                    for d, k in self.episodes
+                ]
+                + [list(self.cameras), size]
+            ).encode()
+        ).hexdigest()[:16]
+        folder = cache_dir / key
+        paths = {c: folder / f"{c}.npy" for c in self.cameras}
+        if not all(p.exists() for p in paths.values()):
+            folder.mkdir(parents=True, exist_ok=True)
+            n = len(self)
+            for cam, path in paths.items():
+                tmp = path.with_suffix(".tmp.npy")
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+                for i, (d, k) in enumerate(
+                    tqdm(self.episodes, desc=f"decode {cam}", disable=not progress, leave=False)
+                ):
+                    frames = datasets[d].episode(k, cameras=[cam])["images"][cam]
+                    out[self.starts[i] : self.starts[i] + self.lengths[i]] = resize_images(frames, size)
+                out.flush()
+                del out
+                tmp.replace(path)  # complete files only: a killed build is redone, never half-read
+        return {c: np.load(p, mmap_mode="r") for c, p in paths.items()}
+
+    def batch(self, transform: PolicyTransform, batch_size: int, horizon: int, rng: np.random.Generator) -> dict:
+        """A training batch (numpy): model input fields plus ``actions`` [B, T, A] and ``action_is_pad`` [B, T]."""
+        idx = np.sort(rng.integers(len(self), size=batch_size))  # sorted: friendlier memmap reads
+        ep = self.frame_episode[idx]
+        t = idx - self.starts[ep]
+        steps = t[:, None] + np.arange(horizon)[None]  # [B, T]
+        is_pad = steps >= self.lengths[ep][:, None]
+        rows = self.starts[ep][:, None] + np.minimum(steps, self.lengths[ep][:, None] - 1)
+        obs = transform.observation(
+            {c: self.images[c][idx] for c in self.cameras}, self.states[idx], [self.tasks[e] for e in ep]
+        )
+        obs["actions"] = transform.actions(self.actions[rows])
+        obs["action_is_pad"] = is_pad
+        return obs
+
+
+def batches(
+    store: FrameStore,
+    transform: PolicyTransform,
+    batch_size: int,
+    horizon: int,
+    seed: int,
+    start_step: int,
+    prefetch: int = 3,
+) -> Iterator[dict]:
+    """Batches for steps start_step, start_step + 1, ... (deterministic per step), prepared on a thread."""
+    q: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def work():
+        step = start_step
+        try:
+            while not stop.is_set():
+                q.put(store.batch(transform, batch_size, horizon, np.random.default_rng([seed, step])))
+                step += 1
+        except BaseException as e:  # noqa: BLE001 - surfaced on the consumer side
+            q.put(e)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while not q.empty():
+            q.get_nowait()

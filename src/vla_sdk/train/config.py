@@ -1,0 +1,82 @@
+"""`TrainConfig`: everything a training run depends on; saved, resolved, next to every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+FINETUNE = ("full", "head")
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'48h', '90m', '30s', '1h30m' or plain seconds -> seconds."""
+    if text is None:
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", text)
+    if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
+        raise ValueError(f"--time-budget: expected a duration like 48h, 90m, 1h30m or seconds, got {text!r}")
+    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * unit[b] for a, b in parts)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: tuple[str, ...]  # dataset folders (one robot; see `vla record`)
+    out: str  # run folder: checkpoints/, best/, metrics.jsonl, events (TensorBoard), config.json
+    preset: str | None = "vla-s"  # model preset when not fine-tuning a checkpoint
+    base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from
+    steps: int = 3000  # optimizer steps (fitted down by time_budget)
+    batch_size: int = 32  # global batch (split over all devices)
+    lr: float = 3e-4  # peak learning rate (AdamW)
+    warmup_steps: int = 200  # linear warmup, then cosine decay to lr * final_lr_fraction
+    final_lr_fraction: float = 0.05
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0  # global gradient-norm clip
+    ema_decay: float = 0.999  # EMA of weights (what checkpoints are evaluated and exported with)
+    finetune: str = "full"  # full: all weights; head: only the action head
+    val_episodes: int = 0  # episodes held out (the last K of each dataset) for validation loss
+    augment: bool = True  # random shift and colour jitter on training images
+    eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
+    eval_every: int = 0  # steps between evaluations (0: never)
+    eval_episodes: int = 10
+    save_every: int = 500  # steps between checkpoints (and at the end)
+    keep: int = 3  # checkpoints kept (the best one is kept separately)
+    log_every: int = 10  # steps between metric lines
+    time_budget: float | None = None  # seconds for this run, including a final checkpoint; None: no limit
+    seed: int = 0
+    dtype: str | None = None  # compute dtype: None = bfloat16 on GPU/TPU, float32 on CPU
+    cache_dir: str | None = None  # decoded frame cache (default ~/.cache/vla-sdk/frames)
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", tuple(self.data))
+        if not self.data:
+            raise ValueError("--data: give at least one dataset folder")
+        if (self.preset is None) == (self.base is None) and self.base is not None:
+            raise ValueError("give --preset or --base, not both")
+        for name in ("steps", "batch_size", "save_every", "keep", "log_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.finetune not in FINETUNE:
+            raise ValueError(f"--finetune must be one of {FINETUNE}, got {self.finetune!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.eval_every and not self.eval_task:
+            raise ValueError("--eval-every needs --eval-task ROBOT/TASK")
+        if self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError("lr must be > 0 and warmup_steps >= 0")
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["data"] = list(self.data)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,244 @@
+"""`vla train`: the resumable fine-tuning loop."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+from tqdm import tqdm
+
+from vla_sdk.data.loader import FrameStore, batches
+from vla_sdk.data.reader import Dataset
+from vla_sdk.data.stats import vector_stats
+from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
+from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
+from vla_sdk.train.config import TrainConfig
+from vla_sdk.train.step import Stepper, make_mesh
+from vla_sdk.transforms import PolicyTransform
+
+
+def _split(datasets: list[Dataset], val_episodes: int) -> tuple[list, list]:
+    train, val = [], []
+    for d, ds in enumerate(datasets):
+        if ds.num_episodes == 0:
+            raise ValueError(f"{ds.root}: the dataset has no episodes")
+        if val_episodes >= ds.num_episodes:
+            raise ValueError(
+                f"--val-episodes {val_episodes} leaves no training episodes in {ds.root} ({ds.num_episodes} episodes)"
+            )
+        n_train = ds.num_episodes - val_episodes
+        train += [(d, k) for k in range(n_train)]
+        val += [(d, k) for k in range(n_train, ds.num_episodes)]
+    return train, val
+
+
+def _check_same_robot(datasets: list[Dataset]) -> dict:
+    first = datasets[0]
+    for ds in datasets[1:]:
+        for key in ("observation.state", "action"):
+            if ds.features[key].get("names") != first.features[key].get("names"):
+                raise ValueError(f"{ds.root}: feature {key!r} differs from {first.root} (one robot per run)")
+    return first.info.get("vla", {}).get("embodiment") or {"name": first.info.get("robot_type")}
+
+
+def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) -> ModelConfig:
+    if base_meta is not None:
+        mcfg = ModelConfig.from_dict(base_meta["model_config"])
+        if len(cameras) != len(mcfg.cameras):
+            raise ValueError(
+                f"the base checkpoint takes {len(mcfg.cameras)} cameras {list(mcfg.cameras)}; the data has {cameras}"
+            )
+        mcfg = mcfg.replace(cameras=tuple(cameras))
+    else:
+        mcfg = get_preset(cfg.preset)
+        mcfg = mcfg.replace(
+            cameras=tuple(cameras[: len(mcfg.cameras)]) if len(cameras) >= len(mcfg.cameras) else tuple(cameras)
+        )
+    dtype = cfg.dtype or ("float32" if jax.default_backend() == "cpu" else "bfloat16")
+    return mcfg.replace(dtype=dtype)
+
+
+def _load_base(model: VLA, base_params: dict, base_meta: dict, embodiment: dict, log) -> dict:
+    """Fresh params of ``model`` with every same-shaped weight taken from the base; on a new embodiment the action
+    head's input/output projections (the per-dimension action slots) stay freshly initialised."""
+    fresh = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    same_robot = base_meta.get("embodiment", {}).get("name") == embodiment.get("name")
+    kept, reinit = 0, []
+
+    def walk(f, b, path):
+        nonlocal kept
+        if isinstance(f, dict):
+            return {k: walk(v, b.get(k) if isinstance(b, dict) else None, (*path, k)) for k, v in f.items()}
+        name = "/".join(map(str, path))
+        action_slot = path[0] == "head" and any("action" in str(p) for p in path)
+        if b is None or np.shape(b) != np.shape(f) or (action_slot and not same_robot):
+            reinit.append(name)
+            return f
+        kept += 1
+        return np.asarray(b, dtype=np.asarray(f).dtype)
+
+    params = walk(fresh, base_params, ())
+    log(
+        f"base checkpoint: kept {kept} weight arrays, re-initialised {len(reinit)}"
+        + (f" ({', '.join(reinit[:6])}{', ...' if len(reinit) > 6 else ''})" if reinit else "")
+    )
+    return params
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
+    run = Path(cfg.out)
+    if resume:
+        saved = run / "config.json"
+        if not saved.exists():
+            raise FileNotFoundError(f"{run} has no config.json to resume from; start without --resume")
+        cfg = TrainConfig.from_dict({**json.loads(saved.read_text())["train"], "time_budget": cfg.time_budget})
+    elif (run / "checkpoints").exists() and any((run / "checkpoints").iterdir()):
+        raise FileExistsError(f"{run} already holds checkpoints; use --resume to continue it or choose a new --out")
+    t_start = time.perf_counter()
+    datasets = [Dataset(d) for d in cfg.data]
+    embodiment = _check_same_robot(datasets)
+    action_names = datasets[0].features["action"]["names"]
+    train_eps, val_eps = _split(datasets, cfg.val_episodes)
+    base_params, base_meta = read_checkpoint(cfg.base) if cfg.base else (None, None)
+    cameras = datasets[0].cameras
+    mcfg = _model_config(cfg, cameras, base_meta)
+    store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
+    stats = {"observation.state": vector_stats(store.states), "action": vector_stats(store.actions)}
+    transform = PolicyTransform(mcfg, action_names, stats)
+    val_store = (
+        FrameStore(datasets, val_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress) if val_eps else None
+    )
+
+    model = VLA(mcfg, rngs=nnx.Rngs(cfg.seed))
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    if base_params is not None:
+        params = _load_base(model, base_params, base_meta, embodiment, log)
+    mesh = make_mesh()
+    ckpts = Checkpoints(run, cfg.keep)
+    total = cfg.steps
+    stepper = Stepper(model, cfg, total, mesh)
+    state = stepper.init_state(params)
+    start = 0
+    if resume:
+        step = ckpts.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{run / 'checkpoints'} holds no checkpoint to resume from")
+        state, _ = ckpts.restore(step, jax.tree.map(np.asarray, state))
+        state = jax.device_put(state, stepper.replicated)
+        start = step
+        log(f"resumed {run} at step {start}")
+
+    def meta(metrics: dict) -> dict:
+        return {
+            "format_version": CHECKPOINT_FORMAT,
+            "train_config": cfg.to_dict(),
+            "model_config": mcfg.to_dict(),
+            "stats": stats,
+            "embodiment": embodiment,
+            "action_names": action_names,
+            "metrics": metrics,
+        }
+
+    run.mkdir(parents=True, exist_ok=True)
+    from tensorboardX import SummaryWriter
+
+    tb = SummaryWriter(str(run / "events"))
+    metrics_file = (run / "metrics.jsonl").open("a")
+    data = batches(store, transform, cfg.batch_size, mcfg.horizon, cfg.seed, start)
+    n_params = param_count(model)
+    log(
+        f"model {cfg.preset or cfg.base}: {n_params / 1e6:.2f}M parameters, cameras {list(mcfg.cameras)}, "
+        f"{len(train_eps)} training / {len(val_eps)} validation episodes, {len(store)} frames, "
+        f"{mesh.size} device(s) [{jax.default_backend()}]"
+    )
+    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress)
+    step, last_saved, best_val, stop_reason = start, start if resume else None, math.inf, "finished"
+    t_loop, steps_timed, save_seconds = time.perf_counter(), 0, 0.0
+    history = []
+    try:
+        while step < total:
+            state, m = stepper.train_step(state, next(data))
+            step += 1
+            steps_timed += 1
+            if steps_timed == 5 and cfg.time_budget:  # fit the step count to the time budget once, early
+                per_step = (time.perf_counter() - t_loop) / steps_timed
+                left = cfg.time_budget - (time.perf_counter() - t_start) - 60.0
+                fitted = max(step + 1, min(total, int(left / per_step)))
+                if fitted < total:
+                    total, cfg = fitted, cfg.replace(steps=fitted)
+                    stepper = Stepper(model, cfg, total, mesh)  # same state structure, schedule over fewer steps
+                    bar.total = total
+                    log(f"--time-budget: {total} steps fit ({per_step * 1000:.0f} ms/step)")
+            if step % cfg.log_every == 0 or step == total:
+                m = {k: float(v) for k, v in jax.device_get(m).items()}
+                if not math.isfinite(m["loss"]):
+                    stop_reason = "non-finite loss"
+                    log(
+                        f"loss became non-finite at step {step}; stopping. Last good checkpoint: "
+                        f"{run / 'checkpoints' / str(last_saved) if last_saved is not None else 'none yet'}"
+                    )
+                    break
+                rate = steps_timed / (time.perf_counter() - t_loop)
+                rec = {"step": step, **m, "steps_per_s": rate, "time": time.time()}
+                history.append(rec)
+                metrics_file.write(json.dumps(rec) + "\n")
+                metrics_file.flush()
+                for k, v in m.items():
+                    tb.add_scalar(f"train/{k}", v, step)
+                bar.set_postfix(loss=f"{m['loss']:.4f}", sps=f"{rate:.2f}")
+            bar.update(1)
+            deadline = cfg.time_budget and (time.perf_counter() - t_start) + 2 * save_seconds + 5 > cfg.time_budget
+            if step % cfg.save_every == 0 or step == total or deadline:
+                t_save = time.perf_counter()
+                val = _val_loss(stepper, state, val_store, transform, cfg, mcfg) if val_store else None
+                if val is not None:
+                    tb.add_scalar("val/loss", val, step)
+                    metrics_file.write(json.dumps({"step": step, "val_loss": val}) + "\n")
+                    best_val = min(best_val, val)
+                ckpts.save(
+                    step,
+                    jax.device_get(state),
+                    meta({"val_loss": val, "step": step}),
+                    score=-val if val is not None else None,
+                )
+                last_saved = step
+                save_seconds = time.perf_counter() - t_save
+                if deadline and step < total:
+                    stop_reason = "time budget"
+                    log(f"--time-budget reached at step {step}; checkpoint saved")
+                    break
+    finally:
+        bar.close()
+        metrics_file.close()
+        tb.close()
+        ckpts.close()
+    (run / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2))
+    return {
+        "run": str(run),
+        "steps": step,
+        "total_steps": total,
+        "stopped": stop_reason,
+        "last_checkpoint": last_saved,
+        "final_loss": history[-1]["loss"] if history else None,
+        "best_val_loss": None if best_val == math.inf else best_val,
+        "parameters": n_params,
+        "seconds": round(time.perf_counter() - t_start, 2),
+        "losses": [(h["step"], h["loss"]) for h in history],
+    }
+
+
+def _val_loss(stepper, state, store, transform, cfg, mcfg, n_batches: int = 4) -> float:
+    losses = [
+        stepper.eval_loss(
+            state["ema"],
+            store.batch(transform, cfg.batch_size, mcfg.horizon, np.random.default_rng([cfg.seed, 10**9, i])),
+            seed=i,
+        )
+        for i in range(n_batches)
+    ]
+    return float(np.mean(losses))

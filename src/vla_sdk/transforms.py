@@ -1,0 +1,121 @@
+"""One path from raw robot data to model inputs, used by training and at deployment (so they cannot drift).
+
+Raw observation: ``{"images": {camera: uint8[h, w, 3]}, "state": [A_robot], "instruction": str}`` (or batched with
+a leading B). Model input: :class:`vla_sdk.model.Observation` fields as numpy arrays: images uint8 [B, H, W, 3] at the
+model's size (resized with antialiased bilinear interpolation, ``jax.image.resize(method="linear")``), state
+normalized with the checkpoint's statistics and zero-padded to the model's width with a mask, instruction tokens.
+Actions go the same way (normalize + pad) for training and back (slice + unnormalize) at inference.
+Cameras are bound by name: a missing or extra camera is an error listing expected and given names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from vla_sdk.model.config import ModelConfig
+from vla_sdk.model.tokenizer import ByteTokenizer
+
+STD_FLOOR = 1e-3  # dimensions that never moved in the data are scaled as if their std were this
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """(x - mean) / std per dimension; statistics come from the training split and travel with checkpoints."""
+
+    mean: np.ndarray  # [D]
+    std: np.ndarray  # [D]
+
+    @classmethod
+    def from_stats(cls, stats: dict, key: str) -> Normalizer:
+        if key not in stats:
+            raise KeyError(f"normalization statistics have no {key!r} entry (have {sorted(stats)})")
+        s = stats[key]
+        return cls(np.asarray(s["mean"], np.float32), np.maximum(np.asarray(s["std"], np.float32), STD_FLOOR))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        return (np.asarray(y, np.float32) * self.std + self.mean).astype(np.float32)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [..., h, w, 3] -> uint8 [..., size, size, 3] (antialiased bilinear); a no-op at the right size."""
+    if images.shape[-3:-1] == (size, size):
+        return images
+    shape = (*images.shape[:-3], size, size, images.shape[-1])
+    out = jax.image.resize(np.asarray(images, np.float32), shape, method="linear", antialias=True)
+    return np.clip(np.round(np.asarray(out)), 0, 255).astype(np.uint8)
+
+
+class PolicyTransform:
+    """Raw observations/actions of one robot <-> inputs/outputs of one model. See the module docstring."""
+
+    def __init__(self, config: ModelConfig, action_names: list[str], stats: dict):
+        self.config = config
+        self.action_names = list(action_names)
+        self.robot_dim = len(self.action_names)
+        for width, what in ((config.state_dim, "state_dim"), (config.action_dim, "action_dim")):
+            if self.robot_dim > width:
+                raise ValueError(
+                    f"the robot has {self.robot_dim} action/state dimensions, the model's {what} is only {width}"
+                )
+        self.state_norm = Normalizer.from_stats(stats, "observation.state")
+        self.action_norm = Normalizer.from_stats(stats, "action")
+        for norm, key in ((self.state_norm, "observation.state"), (self.action_norm, "action")):
+            if norm.mean.shape != (self.robot_dim,):
+                raise ValueError(
+                    f"statistics for {key!r} have {norm.mean.shape[0]} dimensions, the robot has {self.robot_dim}"
+                )
+        self.tokenizer = ByteTokenizer(config.max_tokens)
+
+    def check_cameras(self, given) -> None:
+        expected = list(self.config.cameras)
+        if sorted(given) != sorted(expected):
+            raise ValueError(
+                f"cameras do not match the policy: expected {expected}, given {sorted(given)} "
+                f"(missing {sorted(set(expected) - set(given))}, extra {sorted(set(given) - set(expected))})"
+            )
+
+    def observation(self, images: dict, state: np.ndarray, instruction) -> dict:
+        """Model inputs (numpy, batched) from one raw observation or a batch of them."""
+        self.check_cameras(images)
+        state = np.asarray(state, np.float32)
+        single = state.ndim == 1
+        if single:
+            state, images, instruction = state[None], {c: np.asarray(v)[None] for c, v in images.items()}, [instruction]
+        if state.shape[-1] != self.robot_dim:
+            raise ValueError(
+                f"state has {state.shape[-1]} dimensions, expected {self.robot_dim} ({', '.join(self.action_names)})"
+            )
+        b = state.shape[0]
+        tokens, token_mask = self.tokenizer.encode_batch(list(instruction))
+        return {
+            "images": {c: resize_images(np.asarray(images[c]), self.config.image_size) for c in self.config.cameras},
+            "image_masks": {c: np.ones((b,), bool) for c in self.config.cameras},
+            "state": self.pad(self.state_norm(state), self.config.state_dim),
+            "state_mask": np.broadcast_to(self.dim_mask(self.config.state_dim), (b, self.config.state_dim)).copy(),
+            "tokens": tokens,
+            "token_mask": token_mask,
+            "action_mask": np.broadcast_to(self.dim_mask(self.config.action_dim), (b, self.config.action_dim)).copy(),
+        }
+
+    def actions(self, actions: np.ndarray) -> np.ndarray:
+        """Raw actions [..., A_robot] -> normalized, zero-padded [..., A]."""
+        return self.pad(self.action_norm(actions), self.config.action_dim)
+
+    def unactions(self, model_actions) -> np.ndarray:
+        """Model output [..., A] -> raw robot actions [..., A_robot]."""
+        return self.action_norm.inverse(np.asarray(model_actions, np.float32)[..., : self.robot_dim])
+
+    def dim_mask(self, width: int) -> np.ndarray:
+        return np.arange(width) < self.robot_dim
+
+    @staticmethod
+    def pad(x: np.ndarray, width: int) -> np.ndarray:
+        out = np.zeros((*x.shape[:-1], width), np.float32)
+        out[..., : x.shape[-1]] = x
+        return out
