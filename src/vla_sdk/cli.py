@@ -23,6 +23,13 @@ EXAMPLES = {
         "  vla record aloha2/transfer_cube --teleop replay --source demos/transfer_cube --episodes 5 --out /tmp/r\n"
         "  vla record fr3/pick_place --teleop keyboard --episodes 10 --out demos/my_pick_place"
     ),
+    "train": (
+        "examples:\n"
+        "  vla train --data demos/aloha2_transfer_cube --preset vla-s --out runs/tc --steps 20000 --batch-size 64\n"
+        "  vla train --data demos/aloha2_transfer_cube --out runs/tc --resume          # after any interruption\n"
+        "  vla train --data demos/fr3_pick_place --base runs/tc --out runs/fr3 --time-budget 48h \\\n"
+        "      --val-episodes 5 --eval-task fr3/pick_place --eval-every 2000"
+    ),
     "dataset": (
         "examples:\n  vla dataset info demos/transfer_cube [--json]\n  vla dataset validate demos/transfer_cube"
     ),
@@ -109,6 +116,42 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--force", action="store_true", help="delete an existing dataset at --out and start over")
     rec.add_argument("--json", action="store_true", help="print a JSON summary")
 
+    tr = sub.add_parser(
+        "train",
+        help="fine-tune a VLA policy on recorded demonstrations (resumable)",
+        epilog=EXAMPLES["train"],
+        formatter_class=fmt,
+    )
+    tr.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="dataset folder (repeat for several datasets of one robot)",
+    )
+    tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder for checkpoints and metrics")
+    src = tr.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="model preset to train from scratch (vla-tiny, vla-s; default vla-s)")
+    src.add_argument("--base", type=Path, help="checkpoint (run or step folder) to fine-tune")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    tr.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
+    tr.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
+    tr.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    tr.add_argument("--finetune", choices=["full", "head"], default="full", help="which weights learn (default full)")
+    tr.add_argument("--val-episodes", type=int, default=0, help="episodes per dataset held out for validation loss")
+    tr.add_argument("--eval-task", help="ROBOT/TASK evaluated in sim during training; the best checkpoint is kept")
+    tr.add_argument("--eval-every", type=int, default=0, help="steps between sim evaluations")
+    tr.add_argument("--eval-episodes", type=int, default=10, help="episodes per sim evaluation (default 10)")
+    tr.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (default 500)")
+    tr.add_argument("--keep", type=int, default=3, help="checkpoints kept besides the best (default 3)")
+    tr.add_argument("--time-budget", help="wall-clock budget, e.g. 48h or 90m: steps are fitted to it")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--no-augment", action="store_true", help="no image augmentation")
+    tr.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: bf16 on GPU, fp32 CPU)")
+    tr.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default ~/.cache/vla-sdk/frames)")
+    tr.add_argument("--json", action="store_true", help="print a JSON summary")
+
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
     dsub = ds.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
     di = dsub.add_parser(
@@ -163,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sim_list(args) if args.sim_command == "list" else _sim_run(args)
         if args.command == "record":
             return _record(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "dataset":
             handlers = {
                 "info": _dataset_info,
@@ -288,6 +333,43 @@ def _record(args) -> int:
             )
         )
     return 130 if summary["interrupted"] else 0
+
+
+def _train(args) -> int:
+    from vla_sdk.train.config import TrainConfig, parse_duration
+    from vla_sdk.train.loop import train
+
+    cfg = TrainConfig(
+        data=tuple(str(d) for d in args.data),
+        out=str(args.out),
+        preset=None if args.base else (args.preset or "vla-s"),
+        base=str(args.base) if args.base else None,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        finetune=args.finetune,
+        val_episodes=args.val_episodes,
+        eval_task=args.eval_task,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        save_every=args.save_every,
+        keep=args.keep,
+        time_budget=parse_duration(args.time_budget),
+        seed=args.seed,
+        augment=not args.no_augment,
+        dtype=args.dtype,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None,
+    )
+    summary = train(cfg, resume=args.resume, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['run']}: {summary['steps']}/{summary['total_steps']} steps ({summary['stopped']}), "
+            f"final loss {summary['final_loss']}, last checkpoint step {summary['last_checkpoint']}, "
+            f"{summary['seconds']:.0f} s"
+        )
+    return 0 if summary["stopped"] in ("finished", "time budget") else 1
 
 
 def _dataset_info(args) -> int:

@@ -145,6 +145,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         }
 
     run.mkdir(parents=True, exist_ok=True)
+    write_config = lambda: (run / "config.json").write_text(  # noqa: E731
+        json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2))
+    write_config()  # before the first step, so a run killed at any moment can be resumed
     from tensorboardX import SummaryWriter
 
     tb = SummaryWriter(str(run / "events"))
@@ -173,6 +176,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                     total, cfg = fitted, cfg.replace(steps=fitted)
                     stepper = Stepper(model, cfg, total, mesh)  # same state structure, schedule over fewer steps
                     bar.total = total
+                    write_config()
                     log(f"--time-budget: {total} steps fit ({per_step * 1000:.0f} ms/step)")
             if step % cfg.log_every == 0 or step == total:
                 m = {k: float(v) for k, v in jax.device_get(m).items()}
@@ -193,19 +197,34 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                 bar.set_postfix(loss=f"{m['loss']:.4f}", sps=f"{rate:.2f}")
             bar.update(1)
             deadline = cfg.time_budget and (time.perf_counter() - t_start) + 2 * save_seconds + 5 > cfg.time_budget
-            if step % cfg.save_every == 0 or step == total or deadline:
+            evaluate_now = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or step == total)
+            if step % cfg.save_every == 0 or step == total or deadline or evaluate_now:
                 t_save = time.perf_counter()
                 val = _val_loss(stepper, state, val_store, transform, cfg, mcfg) if val_store else None
+                record = {"step": step, "val_loss": val}
+                if evaluate_now:
+                    from vla_sdk.evaluation import evaluate
+                    from vla_sdk.policy import Policy
+
+                    policy = Policy(jax.device_get(state["ema"]), meta(record))
+                    ev = evaluate(policy, cfg.eval_task, cfg.eval_episodes)
+                    record["success_rate"] = ev["success_rate"]
+                    log(f"step {step}: {cfg.eval_task} success {ev['successes']}/{ev['episodes']}")
+                for k, v in record.items():
+                    if k != "step" and v is not None:
+                        tb.add_scalar(f"val/{k}", v, step)
+                metrics_file.write(json.dumps(record) + "\n")
                 if val is not None:
-                    tb.add_scalar("val/loss", val, step)
-                    metrics_file.write(json.dumps({"step": step, "val_loss": val}) + "\n")
                     best_val = min(best_val, val)
-                ckpts.save(
-                    step,
-                    jax.device_get(state),
-                    meta({"val_loss": val, "step": step}),
-                    score=-val if val is not None else None,
-                )
+                # best checkpoint: by success rate when evaluated in sim, else by validation loss
+                score = record.get("success_rate", -val if val is not None else None)
+                host_state = jax.device_get(state)
+                if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(host_state["params"])):
+                    stop_reason = "non-finite loss"
+                    log(f"parameters became non-finite by step {step}; stopping without saving them. Last good "
+                        f"checkpoint: {run / 'checkpoints' / str(last_saved) if last_saved is not None else 'none'}")
+                    break
+                ckpts.save(step, host_state, meta(record), score=score)
                 last_saved = step
                 save_seconds = time.perf_counter() - t_save
                 if deadline and step < total:
@@ -217,7 +236,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         metrics_file.close()
         tb.close()
         ckpts.close()
-    (run / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2))
     return {
         "run": str(run),
         "steps": step,

@@ -45,7 +45,8 @@ class Stepper:
 
     # ---- state -------------------------------------------------------------------------------------------------
     def init_state(self, params: dict) -> dict:
-        ema = jax.tree.map(jnp.array, params)  # a copy: params and ema are donated separately
+        params = jax.tree.map(np.array, params)  # host copies: the step donates its buffers, the caller keeps its own
+        ema = jax.tree.map(np.array, params)
         state = {"step": jnp.zeros((), jnp.int32), "params": params, "ema": ema, "opt_state": self.tx.init(params)}
         return jax.device_put(state, self.replicated)
 

@@ -1,0 +1,64 @@
+"""A trained policy: raw observation -> normalized inputs -> sample_actions -> unnormalized action chunk.
+
+``Policy.load(path)`` takes a training run folder (its latest checkpoint) or one checkpoint folder and uses the EMA
+weights. The transforms are the ones training used (:mod:`vla_sdk.transforms`), with the checkpoint's statistics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from vla_sdk.model import VLA, ModelConfig, jit_sample_actions
+from vla_sdk.transforms import PolicyTransform
+
+
+class Policy:
+    """``policy(obs) -> actions [T, A_robot]`` for one raw observation {"images", "state", "instruction"}."""
+
+    def __init__(self, params: dict, meta: dict, seed: int = 0):
+        self.meta = meta
+        self.config = ModelConfig.from_dict(meta["model_config"])
+        self.embodiment = meta.get("embodiment", {})
+        self.transform = PolicyTransform(self.config, meta["action_names"], meta["stats"])
+        model = VLA(self.config, rngs=nnx.Rngs(0))
+        state = nnx.state(model, nnx.Param)
+        nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, params))
+        nnx.update(model, state)
+        self.model = model
+        self._sample = jit_sample_actions(model)
+        self._rng = jax.random.key(seed)
+        self.calls = 0
+
+    @classmethod
+    def load(cls, path: str | Path, seed: int = 0) -> Policy:
+        from vla_sdk.train.checkpoint import read_checkpoint
+
+        params, meta = read_checkpoint(path)
+        return cls(params, meta, seed)
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.config.cameras
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def robot(self) -> str | None:
+        return self.embodiment.get("name")
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        inputs = self.transform.observation(obs["images"], obs["state"], obs["instruction"])
+        rng = jax.random.fold_in(self._rng, self.calls)
+        self.calls += 1
+        chunk = self._sample(inputs, rng)  # [1, T, A]
+        return self.transform.unactions(np.asarray(chunk))[0]

@@ -1,0 +1,194 @@
+"""`vla train` on the tiny preset: runs, resumes after SIGKILL on the same loss curve, overfits, refuses bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from vla_sdk.cli import main
+from vla_sdk.policy import Policy
+from vla_sdk.train.config import TrainConfig, parse_duration
+from vla_sdk.train.loop import train
+
+
+def _losses(run) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def _args(demos, run, cache, *extra):
+    return [
+        "train",
+        "--preset",
+        "vla-tiny",
+        "--data",
+        str(demos),
+        "--out",
+        str(run),
+        "--batch-size",
+        "8",
+        "--cache-dir",
+        str(cache),
+        *extra,
+    ]
+
+
+def test_train_cli_50_steps_then_policy_loads(demos, cache, tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(_args(demos, run, cache, "--steps", "50", "--save-every", "25", "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 50 and out["stopped"] == "finished" and out["last_checkpoint"] == 50
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["25", "50"]
+    assert list((run / "events").iterdir()), "TensorBoard events written"
+    assert len(_losses(run)) == 5 and all(np.isfinite(list(_losses(run).values())))
+    policy = Policy.load(run)  # meta carries config, stats, embodiment
+    assert policy.robot == "aloha2" and policy.meta["format_version"] == 1
+    obs = {
+        "images": {c: np.zeros((32, 32, 3), np.uint8) for c in policy.cameras},
+        "state": np.zeros(14),
+        "instruction": "transfer the cube",
+    }
+    chunk = policy(obs)
+    assert chunk.shape == (policy.horizon, 14) and np.all(np.isfinite(chunk))
+    with pytest.raises(ValueError, match=r"cameras do not match the policy: expected .*missing \['cam_left_wrist'\]"):
+        policy({**obs, "images": {"cam_high": obs["images"]["cam_high"]}})
+
+
+def test_sigkill_and_resume_continue_the_same_loss_curve(demos, cache, tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    common = ["--steps", "40", "--save-every", "10", "--no-augment"]
+    assert main([*_args(demos, full, cache, *common), "--json"]) == 0
+    log = _losses(full)
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vla_sdk.cli", *_args(demos, killed, cache, *common)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (killed / "checkpoints" / "20").exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
+    assert 20 in done and 40 not in done
+    assert main([*_args(demos, killed, cache, *common), "--resume"]) == 0
+    resumed = _losses(killed)
+    after = [s for s in log if s > max(done)]
+    assert after, "the resumed run logged steps after the checkpoint"
+    np.testing.assert_allclose([resumed[s] for s in after], [log[s] for s in after], rtol=1e-5)
+
+
+def test_overfits_one_episode(demos, cache, tmp_path):
+    summary = train(
+        TrainConfig(
+            data=(str(demos),),
+            out=str(tmp_path / "o"),
+            preset="vla-tiny",
+            steps=300,
+            batch_size=16,
+            lr=2e-3,
+            warmup_steps=20,
+            augment=False,
+            log_every=10,
+            save_every=300,
+            val_episodes=2,
+            cache_dir=str(cache),
+        ),
+        progress=False,
+        log=lambda m: None,
+    )
+    losses = [loss for _, loss in summary["losses"]]
+    assert min(losses[-3:]) < losses[0] / 10, losses
+
+
+def test_bad_input(demos, fr3_demos, cache, tmp_path):
+    with pytest.raises(ValueError, match="leaves no training episodes"):
+        train(
+            TrainConfig(
+                data=(str(demos),), out=str(tmp_path / "a"), preset="vla-tiny", val_episodes=3, cache_dir=str(cache)
+            ),
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="differs from .*one robot per run"):
+        train(
+            TrainConfig(
+                data=(str(demos), str(fr3_demos)), out=str(tmp_path / "b"), preset="vla-tiny", cache_dir=str(cache)
+            ),
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="--time-budget"):
+        parse_duration("two days")
+    assert parse_duration("1h30m") == 5400
+
+
+def test_corrupted_checkpoint_is_named_and_kept(demos, cache, tmp_path):
+    run = tmp_path / "c"
+    assert main(_args(demos, run, cache, "--steps", "10", "--save-every", "10")) == 0
+    files = [p for p in (run / "checkpoints" / "10" / "state").rglob("*") if p.is_file() and p.stat().st_size]
+    for f in files:  # a disk that ate the checkpoint
+        f.write_bytes(b"garbage")
+    victim = files[0]
+    with pytest.raises(RuntimeError, match=r"checkpoints/10 cannot be read.*left untouched"):
+        train(
+            TrainConfig(data=(str(demos),), out=str(run), cache_dir=str(cache), steps=20), resume=True, progress=False
+        )
+    assert victim.read_bytes() == b"garbage"
+    with pytest.raises(FileExistsError, match="already holds checkpoints; use --resume"):
+        train(TrainConfig(data=(str(demos),), out=str(run), preset="vla-tiny", cache_dir=str(cache)), progress=False)
+
+
+def test_non_finite_loss_stops_with_last_good_checkpoint(demos, cache, tmp_path, capsys):
+    run = tmp_path / "nan"
+    rc = main(_args(demos, run, cache, "--steps", "30", "--save-every", "5", "--lr", "1e30", "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["stopped"] == "non-finite loss"
+    saved = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    for step in saved:  # whatever was saved is finite
+        assert Policy.load(run / "checkpoints" / str(step)) is not None
+
+
+def test_finetune_base_on_another_robot(demos, fr3_demos, cache, tmp_path, capsys):
+    base = tmp_path / "base"
+    assert main(_args(demos, base, cache, "--steps", "10", "--save-every", "10")) == 0
+    run = tmp_path / "fr3"
+    assert (
+        main(
+            [
+                "train",
+                "--base",
+                str(base),
+                "--data",
+                str(fr3_demos),
+                "--out",
+                str(run),
+                "--steps",
+                "10",
+                "--batch-size",
+                "8",
+                "--save-every",
+                "10",
+                "--cache-dir",
+                str(cache),
+            ]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "kept" in err and "re-initialised" in err
+    policy = Policy.load(run)
+    assert policy.robot == "fr3" and policy.cameras == ("cam_external", "cam_wrist")
+    assert policy(
+        {
+            "images": {c: np.zeros((32, 32, 3), np.uint8) for c in policy.cameras},
+            "state": np.zeros(8),
+            "instruction": "put the cube in the bin",
+        }
+    ).shape == (policy.horizon, 8)
