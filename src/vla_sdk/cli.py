@@ -138,7 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
     tr.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
     tr.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
-    tr.add_argument("--finetune", choices=["full", "head"], default="full", help="which weights learn (default full)")
+    tr.add_argument(
+        "--finetune",
+        choices=["full", "lora", "head"],
+        default="full",
+        help="which weights learn: all, LoRA adapters + action head, or the action head (default full)",
+    )
+    tr.add_argument("--lora-rank", type=int, default=16, help="rank of the LoRA adapters (default 16)")
     tr.add_argument("--val-episodes", type=int, default=0, help="episodes per dataset held out for validation loss")
     tr.add_argument("--eval-task", help="ROBOT/TASK evaluated in sim during training; the best checkpoint is kept")
     tr.add_argument("--eval-every", type=int, default=0, help="steps between sim evaluations")
@@ -150,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-augment", action="store_true", help="no image augmentation")
     tr.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: bf16 on GPU, fp32 CPU)")
     tr.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default ~/.cache/vla-sdk/frames)")
+    tr.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: call jax.distributed.initialize() (reads JAX_COORDINATOR_ADDRESS etc.)",
+    )
     tr.add_argument("--json", action="store_true", help="print a JSON summary")
 
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
@@ -336,6 +347,10 @@ def _record(args) -> int:
 
 
 def _train(args) -> int:
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
     from vla_sdk.train.config import TrainConfig, parse_duration
     from vla_sdk.train.loop import train
 

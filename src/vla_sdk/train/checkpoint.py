@@ -81,4 +81,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
             f"checkpoint {path} has format_version {meta['format_version']}; this vla-sdk reads up to "
             f"{CHECKPOINT_FORMAT} (upgrade vla-sdk)"
         )
-    return out["state"]["ema"], meta
+    from vla_sdk.train import lora
+
+    return lora.merge(out["state"]["ema"]), meta

@@ -6,7 +6,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-FINETUNE = ("full", "head")
+FINETUNE = ("full", "lora", "head")
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -36,7 +36,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0  # global gradient-norm clip
     ema_decay: float = 0.999  # EMA of weights (what checkpoints are evaluated and exported with)
-    finetune: str = "full"  # full: all weights; head: only the action head
+    finetune: str = "full"  # full: all weights; lora: low-rank adapters + the action head; head: only the head
+    lora_rank: int = 16  # rank of the LoRA adapters
     val_episodes: int = 0  # episodes held out (the last K of each dataset) for validation loss
     augment: bool = True  # random shift and colour jitter on training images
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)

@@ -16,6 +16,7 @@ from vla_sdk.data.loader import FrameStore, batches
 from vla_sdk.data.reader import Dataset
 from vla_sdk.data.stats import vector_stats
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
+from vla_sdk.train import lora
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.step import Stepper, make_mesh
@@ -146,13 +147,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
 
     run.mkdir(parents=True, exist_ok=True)
     write_config = lambda: (run / "config.json").write_text(  # noqa: E731
-        json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2))
+        json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2)
+    )
     write_config()  # before the first step, so a run killed at any moment can be resumed
     from tensorboardX import SummaryWriter
 
     tb = SummaryWriter(str(run / "events"))
     metrics_file = (run / "metrics.jsonl").open("a")
-    data = batches(store, transform, cfg.batch_size, mcfg.horizon, cfg.seed, start)
+    procs = jax.process_count()
+    if cfg.batch_size % procs:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({procs})")
+    data_seed = cfg.seed if procs == 1 else cfg.seed * 100_003 + jax.process_index()  # each host its own samples
+    data = batches(store, transform, cfg.batch_size // procs, mcfg.horizon, data_seed, start)
     n_params = param_count(model)
     log(
         f"model {cfg.preset or cfg.base}: {n_params / 1e6:.2f}M parameters, cameras {list(mcfg.cameras)}, "
@@ -206,7 +212,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                     from vla_sdk.evaluation import evaluate
                     from vla_sdk.policy import Policy
 
-                    policy = Policy(jax.device_get(state["ema"]), meta(record))
+                    policy = Policy(lora.merge(jax.device_get(state["ema"])), meta(record))
                     ev = evaluate(policy, cfg.eval_task, cfg.eval_episodes)
                     record["success_rate"] = ev["success_rate"]
                     log(f"step {step}: {cfg.eval_task} success {ev['successes']}/{ev['episodes']}")
@@ -221,8 +227,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                 host_state = jax.device_get(state)
                 if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(host_state["params"])):
                     stop_reason = "non-finite loss"
-                    log(f"parameters became non-finite by step {step}; stopping without saving them. Last good "
-                        f"checkpoint: {run / 'checkpoints' / str(last_saved) if last_saved is not None else 'none'}")
+                    log(
+                        f"parameters became non-finite by step {step}; stopping without saving them. Last good "
+                        f"checkpoint: {run / 'checkpoints' / str(last_saved) if last_saved is not None else 'none'}"
+                    )
                     break
                 ckpts.save(step, host_state, meta(record), score=score)
                 last_saved = step

@@ -15,6 +15,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vla_sdk.model.vla import VLA
+from vla_sdk.train import lora
 from vla_sdk.train.augment import augment_images
 from vla_sdk.train.config import TrainConfig
 
@@ -27,6 +28,8 @@ def make_optimizer(cfg: TrainConfig, total_steps: int, params: dict) -> tuple[op
     if cfg.finetune == "head":  # only the action head learns; everything else is frozen
         labels = {k: jax.tree.map(lambda _, k=k: "train" if k == "head" else "freeze", v) for k, v in params.items()}
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
+    elif cfg.finetune == "lora":  # low-rank adapters on the backbone + the action head
+        tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, lora.labels(params))
     return tx, schedule
 
 
@@ -37,14 +40,21 @@ class Stepper:
         self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
         self.template = params
         self.cfg, self.mesh = cfg, mesh
-        self.tx, self.schedule = make_optimizer(cfg, total_steps, nnx.to_pure_dict(params))
+        self.tx, self.schedule = make_optimizer(cfg, total_steps, self.trainable(nnx.to_pure_dict(params)))
         self.replicated = NamedSharding(mesh, PartitionSpec())
         self.data_sharding = NamedSharding(mesh, PartitionSpec("data"))
         self._train = jax.jit(self._train_step, donate_argnums=0)
         self._loss = jax.jit(self._eval_loss)
 
     # ---- state -------------------------------------------------------------------------------------------------
+    def trainable(self, params: dict) -> dict:
+        """The params pytree the optimizer sees: the model's, or {"base", "lora"} for --finetune lora."""
+        if self.cfg.finetune == "lora" and not lora.is_lora(params):
+            return {"base": params, "lora": lora.init(params, self.cfg.lora_rank, self.cfg.seed)}
+        return params
+
     def init_state(self, params: dict) -> dict:
+        params = self.trainable(params)
         params = jax.tree.map(np.array, params)  # host copies: the step donates its buffers, the caller keeps its own
         ema = jax.tree.map(np.array, params)
         state = {"step": jnp.zeros((), jnp.int32), "params": params, "ema": ema, "opt_state": self.tx.init(params)}
@@ -52,7 +62,7 @@ class Stepper:
 
     def model(self, params: dict) -> VLA:
         p = jax.tree.map(lambda x: x, self.template)
-        nnx.replace_by_pure_dict(p, params)
+        nnx.replace_by_pure_dict(p, lora.merge(params))
         return nnx.merge(self.graphdef, p, self.rest)
 
     # ---- steps -------------------------------------------------------------------------------------------------
@@ -78,6 +88,10 @@ class Stepper:
         return self.model(params).loss(batch, rng)[0]
 
     def shard_batch(self, batch: dict) -> dict:
+        """Place a batch on the mesh, split over the batch axis. With several processes (multi-host), each passes
+        its own slice of the global batch and the global arrays are assembled from them."""
+        if jax.process_count() > 1:
+            return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.data_sharding, x), batch)
         n = self.mesh.size
         b = len(batch["state"])
         if b % n:
