@@ -30,6 +30,13 @@ EXAMPLES = {
         "  vla train --data demos/fr3_pick_place --base runs/tc --out runs/fr3 --time-budget 48h \\\n"
         "      --val-episodes 5 --eval-task fr3/pick_place --eval-every 2000"
     ),
+    "eval": (
+        "examples:\n"
+        "  vla eval runs/tc --task aloha2/transfer_cube --episodes 50 --workers 2 --video-dir out/eval --json\n"
+        "  vla eval runs/tc --replay demos/transfer_cube          # offline: predicted chunks vs recorded actions\n"
+        "  vla eval runs/fr3 --env-map my_env.json --episodes 20   # a third-party gymnasium env"
+    ),
+    "run": "example:\n  vla run runs/tc --task aloha2/transfer_cube --execution async --video out/run.mp4",
     "dataset": (
         "examples:\n  vla dataset info demos/transfer_cube [--json]\n  vla dataset validate demos/transfer_cube"
     ),
@@ -163,6 +170,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--json", action="store_true", help="print a JSON summary")
 
+    ev = sub.add_parser(
+        "eval",
+        help="success rate of a policy in simulation (or offline replay of a dataset)",
+        epilog=EXAMPLES["eval"],
+        formatter_class=fmt,
+    )
+    ev.add_argument("policy", metavar="POLICY", help="training run folder or checkpoint folder")
+    where = ev.add_mutually_exclusive_group(required=True)
+    where.add_argument("--task", help="ROBOT/TASK to evaluate in")
+    where.add_argument("--env-map", type=Path, help="JSON mapping for a third-party gymnasium env")
+    where.add_argument("--replay", type=Path, metavar="DATASET", help="offline: compare chunks with recorded actions")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
+    ev.add_argument("--seed", type=int, default=100_000, help="episode i uses seed + i (default 100000)")
+    ev.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    ev.add_argument("--video-dir", type=Path, help="videos of the first episodes and of failures")
+    ev.add_argument(
+        "--execution",
+        choices=["receding", "ensemble", "async"],
+        default="receding",
+        help="how chunks become actions (default receding)",
+    )
+    ev.add_argument("--execute", type=int, help="actions executed per chunk (default: half the chunk)")
+    ev.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    rn = sub.add_parser(
+        "run",
+        help="run a policy live, paced at the robot's control rate (sim for now)",
+        epilog=EXAMPLES["run"],
+        formatter_class=fmt,
+    )
+    rn.add_argument("policy", metavar="POLICY", help="training run folder or checkpoint folder")
+    rn.add_argument("--task", required=True, help="ROBOT/TASK (the robot side is the simulator)")
+    rn.add_argument("--seed", type=int, default=0)
+    rn.add_argument("--execution", choices=["receding", "ensemble", "async"], default="async")
+    rn.add_argument("--video", type=Path, help="mp4 of the episode (default out/run_<robot>_<task>.mp4)")
+    rn.add_argument("--max-seconds", type=float, help="stop after this long")
+    rn.add_argument("--json", action="store_true", help="print a JSON summary")
+
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
     dsub = ds.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
     di = dsub.add_parser(
@@ -219,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
             return _record(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "run":
+            return _run(args)
         if args.command == "dataset":
             handlers = {
                 "info": _dataset_info,
@@ -385,6 +434,69 @@ def _train(args) -> int:
             f"{summary['seconds']:.0f} s"
         )
     return 0 if summary["stopped"] in ("finished", "time budget") else 1
+
+
+def _eval(args) -> int:
+    from vla_sdk.evaluation import EvalConfig, evaluate, replay
+
+    if args.replay:
+        from vla_sdk.policy import Policy
+
+        out = replay(Policy.load(args.policy), args.replay)
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            print(f"{args.replay}: chunk MSE {out['chunk_mse']:.5f} over {out['chunks']} chunks")
+            for name, v in out["per_joint_mse"].items():
+                print(f"  {name:<24} {v:.5f}")
+        return 0
+    cfg = EvalConfig(
+        policy=str(args.policy),
+        task=args.task,
+        env_map=str(args.env_map) if args.env_map else None,
+        episodes=args.episodes,
+        seed=args.seed,
+        workers=args.workers,
+        video_dir=str(args.video_dir) if args.video_dir else None,
+        execution=args.execution,
+        execute=args.execute,
+    )
+    out = evaluate(cfg)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        lo, hi = out["ci95"]
+        lat = out["latency_ms"]
+        print(
+            f"{out['task']}: success {out['successes']}/{out['episodes']} = {out['success_rate']:.2f} "
+            f"(95% CI {lo:.2f}-{hi:.2f}); inference p50 {lat.get('p50', 0):.1f} ms, p99 {lat.get('p99', 0):.1f} ms; "
+            f"{out['seconds']:.0f} s with {out['workers']} worker(s)"
+        )
+    return 0
+
+
+def _run(args) -> int:
+    from vla_sdk.live import run_live
+    from vla_sdk.sim import get_task
+
+    task = get_task(args.task)
+    video = args.video or Path("out") / f"run_{task.robot}_{task.name}.mp4"
+    out = run_live(
+        str(args.policy),
+        args.task,
+        seed=args.seed,
+        execution=args.execution,
+        video=video,
+        max_seconds=args.max_seconds,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(
+        json.dumps(out, indent=2)
+        if args.json
+        else f"{out['task']}: {'success' if out['success'] else 'no success'} after {out['steps']} steps "
+        f"({out['seconds']:.1f} s, {out['late_steps']} late steps); video {out['video']}"
+    )
+    return 0
 
 
 def _dataset_info(args) -> int:

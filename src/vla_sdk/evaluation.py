@@ -1,19 +1,24 @@
-"""Closed-loop evaluation of a policy in a simulated task: success rate with a 95 % Wilson interval.
+"""`vla eval`: closed-loop evaluation in simulation (ours or a mapped third-party gymnasium env), and offline replay.
 
-Execution is receding-horizon: the first ``execute`` actions of each predicted chunk run, then the policy replans.
+Success rate with a 95 % Wilson interval, per-episode success/length/seed, inference latency percentiles, videos of
+the first episodes and of failures. Episodes run in parallel worker processes; the same seeds give the same result
+(the policy's sampling noise is seeded per episode).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 
 from vla_sdk.embodiment import load_embodiment
 from vla_sdk.policy import Policy
-from vla_sdk.sim.env import VlaEnv
-from vla_sdk.sim.tasks import get_task
+from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -27,8 +32,33 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+@dataclass
+class EvalConfig:
+    policy: str  # run folder, checkpoint folder (or exported artifact, later)
+    task: str | None = None  # ROBOT/TASK of this SDK
+    env_map: str | dict | None = None  # third-party env: see vla_sdk.envmap
+    episodes: int = 10
+    seed: int = 100_000  # episode i uses seed + i (far from the seeds demonstrations are recorded with)
+    workers: int = 1
+    video_dir: str | None = None  # videos of the first `video_first` episodes and of failures
+    video_first: int = 2
+    max_failure_videos: int = 5
+    video_size: tuple[int, int] = (120, 160)
+    execution: str = "receding"
+    execute: int | None = None
+
+    def __post_init__(self):
+        if (self.task is None) == (self.env_map is None):
+            raise ValueError("give exactly one of --task ROBOT/TASK or --env-map FILE")
+        if self.episodes < 1 or self.workers < 1:
+            raise ValueError("--episodes and --workers must be >= 1")
+        RunnerConfig(execution=self.execution)  # validates the name
+
+
 def check_compatible(policy: Policy, task: str) -> None:
     """A clear error before any episode when the policy cannot drive this task's robot."""
+    from vla_sdk.sim.tasks import get_task
+
     robot = get_task(task).robot
     emb = load_embodiment(robot)
     if policy.robot and policy.robot != robot:
@@ -38,37 +68,156 @@ def check_compatible(policy: Policy, task: str) -> None:
         raise ValueError(f"the policy needs camera(s) {missing}; {task} provides {list(emb.cameras)}")
 
 
-def evaluate(policy: Policy, task: str, episodes: int, seed: int = 100_000, execute: int | None = None) -> dict:
-    check_compatible(policy, task)
-    env = VlaEnv(task, cameras=policy.cameras, image_size=(policy.image_size, policy.image_size))
-    check_compatible(policy, env)
-    execute = execute or max(1, policy.horizon // 2)
-    results, latencies = [], []
-    t0 = time.perf_counter()
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        success, steps, queue = False, 0, []
+def _make_env(cfg: EvalConfig, policy: Policy):
+    if cfg.task is not None:
+        from vla_sdk.sim.env import VlaEnv
+
+        check_compatible(policy, cfg.task)
+        env = VlaEnv(
+            cfg.task,
+            cameras=policy.cameras,
+            image_size=(policy.image_size, policy.image_size),
+            render_size=cfg.video_size,
+        )
+        return env, env.embodiment, env.control_hz
+    from vla_sdk.envmap import MappedEnv, load_mapping
+
+    env = MappedEnv(load_mapping(cfg.env_map))
+    env.check(policy.cameras, policy.transform.robot_dim)
+    emb = load_embodiment(policy.robot) if policy.robot else None
+    if emb is None:
+        raise ValueError("the policy's checkpoint names no robot; cannot apply joint limits")
+    return env, emb, float(env.mapping.get("control_hz", emb.control_hz))
+
+
+def _episode(env, runner: PolicyRunner, policy: Policy, seed: int, film: bool) -> tuple[dict, list]:
+    from vla_sdk.sim.env import VlaEnv
+
+    ours = isinstance(env, VlaEnv)
+    obs, _ = env.reset(seed=seed)
+    policy.reset(seed)
+    frames, stride = [], max(1, round(runner.dt**-1 / 25))
+    reason, success, steps = None, False, 0
+    try:
+        runner.reset(obs)
         while True:
-            if not queue:
-                t = time.perf_counter()
-                queue = list(policy(obs)[:execute])
-                latencies.append(time.perf_counter() - t)
-            obs, _, terminated, truncated, info = env.step(queue.pop(0))
+            if film and ours and steps % stride == 0:
+                frames.append(env.render_frame())
+            obs, _, terminated, truncated, info = env.step(runner.act(obs))
             steps += 1
             if terminated or truncated:
-                success = bool(info["success"])
+                success = bool(info["success"]) if ours else env.success(info)
                 break
-        results.append({"seed": seed + i, "success": success, "steps": steps})
+            if not ours and steps >= env.mapping.get("max_steps", 10**9):
+                break
+    except UnsafeStop as e:
+        reason = str(e)
+    finally:
+        runner.close()
+    return {"seed": seed, "success": success, "steps": steps, "stopped": reason}, frames
+
+
+def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[float]]:
+    cfg, seeds = args
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    return _run_with(Policy.load(cfg.policy), cfg, seeds)
+
+
+def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
+    env, emb, hz = _make_env(cfg, policy)
+    runner = PolicyRunner(policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=cfg.execute))
+    results, failures_filmed = [], 0
+    for seed in seeds:
+        first = seed - cfg.seed < cfg.video_first
+        film = bool(cfg.video_dir) and (first or failures_filmed < cfg.max_failure_videos)
+        res, frames = _episode(env, runner, policy, seed, film)
+        if frames and (first or not res["success"]):
+            from vla_sdk.video import VideoWriter
+
+            tag = "ok" if res["success"] else "fail"
+            path = Path(cfg.video_dir) / f"seed{seed}_{tag}.mp4"
+            with VideoWriter(path, fps=min(25.0, hz)) as w:
+                for f in frames:
+                    w.write(f)
+            res["video"] = str(path)
+            failures_filmed += not res["success"]
+        results.append(res)
     env.close()
+    return results, runner.latencies
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    t0 = time.perf_counter()
+    policy = Policy.load(cfg.policy)  # validates the policy and the env before any episode starts
+    env, _, _ = _make_env(cfg, policy)
+    env.close()
+    seeds = [cfg.seed + i for i in range(cfg.episodes)]
+    parts = [seeds[i :: cfg.workers] for i in range(cfg.workers) if seeds[i :: cfg.workers]]
+    if len(parts) == 1:
+        outs = [_run_seeds((cfg, parts[0]))]
+    else:
+        with ProcessPoolExecutor(len(parts), mp_context=get_context("spawn")) as pool:
+            outs = list(pool.map(_run_seeds, [(cfg, p) for p in parts]))
+    results = sorted((r for rs, _ in outs for r in rs), key=lambda r: r["seed"])
+    lat = 1000 * np.array([x for _, ls in outs for x in ls])
     k = sum(r["success"] for r in results)
-    lo, hi = wilson_interval(k, episodes)
+    lo, hi = wilson_interval(k, len(results))
     return {
-        "task": task,
-        "episodes": episodes,
+        "policy": cfg.policy,
+        "task": cfg.task or load_mapping_id(cfg.env_map),
+        "episodes": len(results),
         "successes": k,
-        "success_rate": k / episodes,
+        "success_rate": k / len(results),
         "ci95": [lo, hi],
-        "latency_ms_p50": 1000 * float(np.median(latencies)),
+        "execution": cfg.execution,
+        "latency_ms": {q: float(np.percentile(lat, int(q[1:]))) for q in ("p50", "p90", "p99")} if len(lat) else {},
+        "workers": len(parts),
         "seconds": round(time.perf_counter() - t0, 2),
+        "config": asdict(cfg),
         "per_episode": results,
+    }
+
+
+def load_mapping_id(spec) -> str:
+    from vla_sdk.envmap import load_mapping
+
+    return str(load_mapping(spec).get("env_id", "mapped env"))
+
+
+def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = None, stride: int = 10) -> dict:
+    """Offline: predicted chunks vs the recorded actions (MSE in raw action units, per joint), no simulator."""
+    from vla_sdk.data.reader import Dataset
+
+    ds = Dataset(dataset)
+    missing = sorted(set(policy.cameras) - set(ds.cameras))
+    if missing:
+        raise ValueError(f"{dataset}: the policy needs camera(s) {missing}; the dataset has {ds.cameras}")
+    names = ds.features["action"].get("names")
+    if names and list(names) != list(policy.transform.action_names):
+        raise ValueError(f"{dataset}: its actions {names} are not the policy's {policy.transform.action_names}")
+    sq, count = np.zeros(policy.transform.robot_dim), np.zeros(policy.transform.robot_dim)
+    n_chunks = 0
+    for k in episodes if episodes is not None else range(ds.num_episodes):
+        ep = ds.episode(k, cameras=list(policy.cameras))
+        policy.reset(k)
+        for t in range(0, ep["length"], stride):
+            obs = {
+                "images": {c: ep["images"][c][t] for c in policy.cameras},
+                "state": ep["observation.state"][t],
+                "instruction": ep["task"],
+            }
+            pred = policy(obs)
+            target = ep["action"][t : t + len(pred)]
+            err = (pred[: len(target)] - target) ** 2
+            sq += err.sum(0)
+            count += len(target)
+            n_chunks += 1
+    per_joint = sq / np.maximum(count, 1)
+    return {
+        "dataset": str(dataset),
+        "chunks": n_chunks,
+        "chunk_mse": float(per_joint.mean()),
+        "per_joint_mse": dict(zip(policy.transform.action_names, per_joint.tolist(), strict=True)),
     }

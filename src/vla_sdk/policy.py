@@ -56,6 +56,10 @@ class Policy:
     def robot(self) -> str | None:
         return self.embodiment.get("name")
 
+    def reset(self, seed: int) -> None:
+        """Make the sampling noise a function of (seed, call index): same seeds, same results, in any process."""
+        self._rng, self.calls = jax.random.key(seed), 0
+
     def __call__(self, obs: dict) -> np.ndarray:
         inputs = self.transform.observation(obs["images"], obs["state"], obs["instruction"])
         rng = jax.random.fold_in(self._rng, self.calls)

@@ -124,12 +124,15 @@ class VlaEnv(gym.Env):
         clipped = np.clip(a, emb.low, emb.high)
         return clipped, bool(np.any(clipped != a))
 
-    def render_frame(self) -> np.ndarray:
-        """All of the embodiment's cameras at ``render_size``, tiled into one uint8 frame (for videos)."""
-        if self._video_renderer is None:
-            self._video_renderer = CameraRenderer(self.physics.model, self.embodiment.cameras, self.render_size)
+    def render_frame(self, cameras: tuple[str, ...] | None = None) -> np.ndarray:
+        """Cameras (default: all of the embodiment's) at ``render_size``, tiled into one uint8 frame (for videos)."""
+        cameras = tuple(cameras or self.embodiment.cameras)
+        if self._video_renderer is None or self._video_renderer.cameras != cameras:
+            if self._video_renderer is not None:
+                self._video_renderer.close()
+            self._video_renderer = CameraRenderer(self.physics.model, cameras, self.render_size)
         imgs = self._video_renderer.render(self.physics.data)
-        return tile([imgs[c] for c in self.embodiment.cameras])
+        return tile([imgs[c] for c in cameras])
 
     def make_expert(self):
         """The task's scripted expert for the current episode (call after reset)."""

@@ -209,11 +209,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                 val = _val_loss(stepper, state, val_store, transform, cfg, mcfg) if val_store else None
                 record = {"step": step, "val_loss": val}
                 if evaluate_now:
-                    from vla_sdk.evaluation import evaluate
+                    from vla_sdk.evaluation import evaluate_policy
                     from vla_sdk.policy import Policy
 
                     policy = Policy(lora.merge(jax.device_get(state["ema"])), meta(record))
-                    ev = evaluate(policy, cfg.eval_task, cfg.eval_episodes)
+                    ev = evaluate_policy(policy, cfg.eval_task, cfg.eval_episodes)
                     record["success_rate"] = ev["success_rate"]
                     log(f"step {step}: {cfg.eval_task} success {ev['successes']}/{ev['episodes']}")
                 for k, v in record.items():

@@ -1,0 +1,174 @@
+"""The policy runner: action chunks -> one safe action per control step. Shared by `vla eval`, `vla run` and robots.
+
+Strategies (``execution``):
+  receding  execute the first ``execute`` actions of each chunk, then replan (blocking)
+  ensemble  replan every step; the action for step t is ACT's temporal ensemble: a weighted average of every
+            chunk's prediction for t, weights exp(-m * i) with i = 0 for the oldest prediction
+  async     the next chunk is computed on a background thread while the current one runs; a chunk computed from
+            the observation at step s arrives at step s + d (d = the measured inference delay in steps), so its
+            first d actions are already in the past and execution continues at its action d, which keeps
+            consecutive chunks aligned in time (no jump at the boundary from the delay itself)
+
+Safety, for every embodiment: actions are clamped to the declared limits and to a maximum change per control step;
+a non-finite observation or action stops the episode with a reason instead of moving.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_sdk.embodiment import Embodiment
+
+STRATEGIES = ("receding", "ensemble", "async")
+
+
+class UnsafeStop(RuntimeError):
+    """The runner refused to move: a non-finite observation or action."""
+
+
+@dataclass
+class RunnerConfig:
+    execution: str = "receding"  # one of STRATEGIES
+    execute: int | None = None  # receding/async: actions used per chunk (default: half the chunk)
+    ensemble_m: float = 0.01  # ensemble: weight decay exp(-m * i)
+    max_joint_step: float = 0.15  # rad per control step a joint target may move (grippers: 0.5 per step)
+
+    def __post_init__(self):
+        if self.execution not in STRATEGIES:
+            raise ValueError(f"--execution must be one of {STRATEGIES}, got {self.execution!r}")
+
+
+class SafetyFilter:
+    """Clamp to the declared limits and to a maximum change per step; refuse non-finite values."""
+
+    def __init__(self, embodiment: Embodiment, max_joint_step: float):
+        self.low, self.high = embodiment.low, embodiment.high
+        self.max_step = np.full(embodiment.action_dim, float(max_joint_step))
+        self.max_step[embodiment.gripper_indices] = 0.5
+        self.names = embodiment.names
+        self.last: np.ndarray | None = None
+
+    def reset(self, state: np.ndarray) -> None:
+        self.last = np.clip(np.asarray(state, np.float64), self.low, self.high)
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        a = np.asarray(action, np.float64)
+        if not np.all(np.isfinite(a)):
+            bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(a))]
+            raise UnsafeStop(f"the policy produced a non-finite action in {bad}; stopped instead of moving")
+        a = np.clip(a, self.low, self.high)
+        if self.last is not None:
+            a = np.clip(a, self.last - self.max_step, self.last + self.max_step)
+        self.last = a
+        return a
+
+
+class PolicyRunner:
+    """``reset(obs)`` then ``act(obs) -> action`` once per control step. ``policy(obs) -> [T, A]`` is any callable."""
+
+    def __init__(
+        self,
+        policy: Callable[[dict], np.ndarray],
+        embodiment: Embodiment,
+        control_hz: float,
+        config: RunnerConfig | None = None,
+    ):
+        self.policy, self.embodiment, self.dt = policy, embodiment, 1.0 / control_hz
+        self.cfg = config or RunnerConfig()
+        self.safety = SafetyFilter(embodiment, self.cfg.max_joint_step)
+        self.latencies: list[float] = []
+        self.blocking_inferences = 0  # inferences the control loop waited for (async: only the one in reset)
+        self._thread: threading.Thread | None = None
+        self._control_thread = threading.current_thread()
+
+    def reset(self, obs: dict) -> None:
+        self._check_obs(obs)
+        self.safety.reset(obs["state"])
+        self._control_thread = threading.current_thread()
+        self.blocking_inferences = 0
+        self.step = 0
+        self.chunk, self.chunk_start = None, 0  # current chunk and the step its action 0 belongs to
+        self.preds: list[tuple[int, np.ndarray]] = []  # ensemble: (start step, chunk)
+        self._pending = None
+        self._thread = None
+        if self.cfg.execution == "async":  # the first chunk is computed before the clock starts
+            self.chunk, self.chunk_start = self._infer(obs), 0
+            self.blocking_inferences = 0
+
+    def _infer(self, obs: dict) -> np.ndarray:
+        if threading.current_thread() is self._control_thread:
+            self.blocking_inferences += 1  # the control loop waited for this one
+        t = time.perf_counter()
+        chunk = np.asarray(self.policy(obs), np.float64)
+        self.latencies.append(time.perf_counter() - t)
+        if chunk.ndim != 2 or chunk.shape[1] != self.embodiment.action_dim:
+            raise ValueError(f"the policy returned shape {chunk.shape}; expected [T, {self.embodiment.action_dim}]")
+        return chunk
+
+    def _check_obs(self, obs: dict) -> None:
+        if not np.all(np.isfinite(obs["state"])):
+            raise UnsafeStop("the robot state is non-finite; stopped instead of moving")
+
+    def act(self, obs: dict) -> np.ndarray:
+        self._check_obs(obs)
+        mode = self.cfg.execution
+        if mode == "ensemble":
+            action = self._ensemble(obs)
+        elif mode == "async":
+            action = self._async(obs)
+        else:
+            action = self._receding(obs)
+        self.step += 1
+        return self.safety(action)
+
+    def _horizon_used(self, chunk: np.ndarray) -> int:
+        return self.cfg.execute or max(1, len(chunk) // 2)
+
+    def _receding(self, obs):
+        if self.chunk is None or self.step - self.chunk_start >= self._horizon_used(self.chunk):
+            self.chunk, self.chunk_start = self._infer(obs), self.step
+        return self.chunk[self.step - self.chunk_start]
+
+    def _ensemble(self, obs):
+        chunk = self._infer(obs)
+        self.preds.append((self.step, chunk))
+        self.preds = [(s, c) for s, c in self.preds if self.step - s < len(c)]
+        acts = np.stack([c[self.step - s] for s, c in self.preds])  # oldest first
+        w = np.exp(-self.cfg.ensemble_m * np.arange(len(acts)))
+        return (w[:, None] * acts).sum(0) / w.sum()
+
+    def _async(self, obs):
+        used = self.step - self.chunk_start
+        if self._thread is None and used >= self._horizon_used(self.chunk) - self._delay_steps():
+            self._launch(obs)  # start early enough that the next chunk lands before this one runs out
+        if self._pending is not None:  # a chunk has arrived: switch at its action for the current step
+            start, chunk = self._pending
+            self._pending, self._thread = None, None
+            if self.step - start < len(chunk):
+                self.chunk, self.chunk_start = chunk, start
+        idx = min(self.step - self.chunk_start, len(self.chunk) - 1)
+        return self.chunk[idx]
+
+    def _delay_steps(self) -> int:
+        if not self.latencies:
+            return 1
+        return int(np.ceil(np.median(self.latencies[-5:]) / self.dt))
+
+    def _launch(self, obs):
+        start = self.step
+
+        def work():
+            chunk = self._infer(obs)
+            self._pending = (start, chunk)
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
