@@ -192,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
         help="how chunks become actions (default receding)",
     )
     ev.add_argument("--execute", type=int, help="actions executed per chunk (default: half the chunk)")
+    ev.add_argument("--delay-steps", type=int,
+                    help="async: simulated inference delay in control steps (default: measured once)")
     ev.add_argument("--json", action="store_true", help="print a JSON summary")
 
     rn = sub.add_parser(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class EvalConfig:
     video_size: tuple[int, int] = (120, 160)
     execution: str = "receding"
     execute: int | None = None
+    delay_steps: int | None = None  # async: simulated inference delay in control steps (default: measured once)
 
     def __post_init__(self):
         if (self.task is None) == (self.env_map is None):
@@ -127,7 +128,10 @@ def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[flo
 
 def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
     env, emb, hz = _make_env(cfg, policy)
-    runner = PolicyRunner(policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=cfg.execute))
+    delay = cfg.delay_steps if cfg.execution == "async" else None
+    runner = PolicyRunner(
+        policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=cfg.execute, delay_steps=delay)
+    )
     results, failures_filmed = [], 0
     for seed in seeds:
         first = seed - cfg.seed < cfg.video_first
@@ -151,7 +155,13 @@ def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[d
 def evaluate(cfg: EvalConfig) -> dict:
     t0 = time.perf_counter()
     policy = Policy.load(cfg.policy)  # validates the policy and the env before any episode starts
-    env, _, _ = _make_env(cfg, policy)
+    env, _, hz = _make_env(cfg, policy)
+    if cfg.execution == "async" and cfg.delay_steps is None:  # measure once, so every worker simulates the same
+        obs, _ = env.reset(seed=cfg.seed)
+        policy(obs)  # compile
+        t = time.perf_counter()
+        policy(obs)
+        cfg = replace(cfg, delay_steps=max(1, math.ceil((time.perf_counter() - t) * hz)))
     env.close()
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     parts = [seeds[i :: cfg.workers] for i in range(cfg.workers) if seeds[i :: cfg.workers]]

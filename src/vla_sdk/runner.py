@@ -37,6 +37,8 @@ class RunnerConfig:
     execute: int | None = None  # receding/async: actions used per chunk (default: half the chunk)
     ensemble_m: float = 0.01  # ensemble: weight decay exp(-m * i)
     max_joint_step: float = 0.15  # rad per control step a joint target may move (grippers: 0.5 per step)
+    delay_steps: int | None = None  # async in unpaced simulation: a chunk requested at step s becomes usable at
+    # step s + delay_steps (computed at once, deterministically); None: real time, on a background thread
 
     def __post_init__(self):
         if self.execution not in STRATEGIES:
@@ -95,13 +97,14 @@ class PolicyRunner:
         self.chunk, self.chunk_start = None, 0  # current chunk and the step its action 0 belongs to
         self.preds: list[tuple[int, np.ndarray]] = []  # ensemble: (start step, chunk)
         self._pending = None
+        self._scheduled = None
         self._thread = None
         if self.cfg.execution == "async":  # the first chunk is computed before the clock starts
             self.chunk, self.chunk_start = self._infer(obs), 0
             self.blocking_inferences = 0
 
     def _infer(self, obs: dict) -> np.ndarray:
-        if threading.current_thread() is self._control_thread:
+        if threading.current_thread() is self._control_thread and self.cfg.delay_steps is None:
             self.blocking_inferences += 1  # the control loop waited for this one
         t = time.perf_counter()
         chunk = np.asarray(self.policy(obs), np.float64)
@@ -146,6 +149,8 @@ class PolicyRunner:
         used = self.step - self.chunk_start
         if self._thread is None and used >= self._horizon_used(self.chunk) - self._delay_steps():
             self._launch(obs)  # start early enough that the next chunk lands before this one runs out
+        if self._scheduled is not None and self.step >= self._scheduled[0]:
+            self._pending, self._scheduled = self._scheduled[1], None
         if self._pending is not None:  # a chunk has arrived: switch at its action for the current step
             start, chunk = self._pending
             self._pending, self._thread = None, None
@@ -155,12 +160,18 @@ class PolicyRunner:
         return self.chunk[idx]
 
     def _delay_steps(self) -> int:
+        if self.cfg.delay_steps is not None:
+            return self.cfg.delay_steps
         if not self.latencies:
             return 1
         return int(np.ceil(np.median(self.latencies[-5:]) / self.dt))
 
     def _launch(self, obs):
         start = self.step
+        if self.cfg.delay_steps is not None:  # simulated time: the chunk "arrives" delay_steps later
+            self._scheduled = (start + self.cfg.delay_steps, (start, self._infer(obs)))
+            self._thread = "scheduled"
+            return
 
         def work():
             chunk = self._infer(obs)
@@ -170,5 +181,5 @@ class PolicyRunner:
         self._thread.start()
 
     def close(self) -> None:
-        if self._thread is not None:
+        if isinstance(self._thread, threading.Thread):
             self._thread.join()
