@@ -129,6 +129,29 @@ def test_bad_input(demos, fr3_demos, cache, tmp_path):
     assert parse_duration("1h30m") == 5400
 
 
+def test_time_budget_leaves_a_finished_checkpoint(demos, cache, tmp_path, capsys):
+    run = tmp_path / "tb"
+    t = time.perf_counter()
+    assert main(_args(demos, run, cache, "--steps", "100000", "--save-every", "100000", "--time-budget", "60s",
+                      "--json")) == 0
+    elapsed = time.perf_counter() - t
+    out = json.loads(capsys.readouterr().out)
+    assert elapsed < 60, elapsed
+    assert out["steps"] < 100000 and out["last_checkpoint"] == out["steps"]  # a finished checkpoint, in time
+    assert Policy.load(run) is not None
+
+
+def test_empty_dataset_is_refused(tmp_path, cache):
+    from vla_sdk.data.record import RecordConfig, open_dataset
+    from vla_sdk.sim.env import VlaEnv
+
+    cfg = RecordConfig("fr3/pick_place", tmp_path / "empty", episodes=1, cameras=("cam_wrist",), image_size=(32, 32))
+    open_dataset(cfg, VlaEnv("fr3/pick_place", cameras=("cam_wrist",), image_size=(32, 32)))
+    with pytest.raises(ValueError, match="empty.*has no episodes"):
+        train(TrainConfig(data=(str(tmp_path / "empty"),), out=str(tmp_path / "r"), preset="vla-tiny",
+                          cache_dir=str(cache)), progress=False)
+
+
 def test_corrupted_checkpoint_is_named_and_kept(demos, cache, tmp_path):
     run = tmp_path / "c"
     assert main(_args(demos, run, cache, "--steps", "10", "--save-every", "10")) == 0

@@ -174,9 +174,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             state, m = stepper.train_step(state, next(data))
             step += 1
             steps_timed += 1
-            if steps_timed == 5 and cfg.time_budget:  # fit the step count to the time budget once, early
-                per_step = (time.perf_counter() - t_loop) / steps_timed
-                left = cfg.time_budget - (time.perf_counter() - t_start) - 60.0
+            if steps_timed == 1:
+                t_compiled = time.perf_counter()  # step time is measured after compilation
+            if steps_timed == 6 and cfg.time_budget:  # fit the step count to the time budget once, early
+                per_step = (time.perf_counter() - t_compiled) / 5
+                reserve = min(60.0, 0.1 * cfg.time_budget)  # for the final checkpoint and evaluation
+                left = cfg.time_budget - (time.perf_counter() - t_start) - reserve
                 fitted = max(step + 1, min(total, int(left / per_step)))
                 if fitted < total:
                     total, cfg = fitted, cfg.replace(steps=fitted)
