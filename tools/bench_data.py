@@ -33,19 +33,20 @@ def one_run(root: Path, steps: int) -> dict:
     emb = env.embodiment
     features = L.make_features(emb.names, emb.names, list(CAMS), SIZE, int(env.control_hz))
     writer = DatasetWriter.create(root, features, int(env.control_hz), emb.name, {"task": TASK})
-    # the same loop twice: without and with recording; the difference is the recording overhead
+    # the same loop: a warm-up pass, then without and with recording; the difference is the recording overhead
     timings = {}
-    for recording in (False, True):
+    for recording in (None, False, True):
         obs, _ = env.reset(seed=0)
         expert = env.make_expert()
         ep = writer.begin_episode(env.instruction, seed=0) if recording else None
+        steps_now = steps if recording is not None else 20
         t = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(steps_now):
             action = expert.act()
             if ep is not None:
                 ep.add(obs["images"], obs["state"], action)
             obs, *_ = env.step(action)
-        timings[recording] = (time.perf_counter() - t) / steps
+        timings[recording] = (time.perf_counter() - t) / steps_now
     t = time.perf_counter()
     ep.commit(success=None)
     commit_s = time.perf_counter() - t
