@@ -54,8 +54,12 @@ def _from_mapping(cls, data: Mapping):
 
 
 def as_observation(obs: Observation | Mapping) -> Observation:
-    """An :class:`Observation` (or :class:`Batch`) as is; a dict becomes one (extra keys are ignored)."""
-    return obs if isinstance(obs, Observation) else _from_mapping(Observation, obs)
+    """An :class:`Observation` as is; a :class:`Batch` or a dict becomes one (extra fields and keys are dropped)."""
+    if type(obs) is Observation:
+        return obs
+    if isinstance(obs, Observation):
+        return Observation(**{f.name: getattr(obs, f.name) for f in dataclasses.fields(Observation)})
+    return _from_mapping(Observation, obs)
 
 
 def as_batch(batch: Batch | Mapping) -> Batch:
@@ -66,46 +70,53 @@ def as_batch(batch: Batch | Mapping) -> Batch:
 FAKE_INSTRUCTIONS = ("pick up the red cube", "put the block in the bin", "stack the green cube on the blue one")
 
 
-def fake_obs(config: ModelConfig, batch_size: int = 2, rng=0, *, state_dims: int = 14, action_dims: int = 14):
+def _numpy_rng(rng) -> np.random.Generator:
+    """An int seed, a numpy Generator or a JAX key as a numpy Generator (fake data is made on the host: no compiles)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, int | np.integer):
+        return np.random.default_rng(int(rng))
+    return np.random.default_rng(np.asarray(jax.random.key_data(rng)).ravel().tolist())
+
+
+def fake_obs(
+    config: ModelConfig, batch_size: int = 2, rng=0, *, state_dims: int = 14, action_dims: int = 14
+) -> Observation:
     """A random, correctly shaped :class:`Observation` for tests and benchmarks.
 
-    ``rng`` is an int seed or a JAX key. The first ``state_dims`` / ``action_dims`` dimensions are real; padded
-    state dims hold zeros. Every camera is present; instructions cycle through :data:`FAKE_INSTRUCTIONS`.
+    ``rng`` is an int seed, a numpy Generator or a JAX key. The first ``state_dims`` / ``action_dims`` dimensions are
+    real; padded state dims hold zeros. Every camera is present; instructions cycle through :data:`FAKE_INSTRUCTIONS`.
     """
-    key = jax.random.key(rng) if isinstance(rng, int) else rng
-    keys = jax.random.split(key, len(config.cameras) + 1)
+    gen = _numpy_rng(rng)
     shape = (batch_size, config.image_size, config.image_size, 3)
-    images = {cam: jax.random.uniform(keys[i], shape, minval=-1.0, maxval=1.0) for i, cam in enumerate(config.cameras)}
-    image_masks = {cam: jnp.ones((batch_size,), bool) for cam in config.cameras}
-    state_mask = jnp.broadcast_to(jnp.arange(config.state_dim) < state_dims, (batch_size, config.state_dim))
-    state = jnp.where(state_mask, jax.random.normal(keys[-1], (batch_size, config.state_dim)), 0.0)
+    images = {cam: gen.uniform(-1.0, 1.0, shape).astype(np.float32) for cam in config.cameras}
+    image_masks = {cam: np.ones((batch_size,), bool) for cam in config.cameras}
+    state_mask = np.broadcast_to(np.arange(config.state_dim) < state_dims, (batch_size, config.state_dim))
+    state = np.where(state_mask, gen.standard_normal((batch_size, config.state_dim)), 0.0).astype(np.float32)
     texts = [FAKE_INSTRUCTIONS[i % len(FAKE_INSTRUCTIONS)] for i in range(batch_size)]
     tokens, token_mask = ByteTokenizer(config.max_tokens).encode_batch(texts)
-    action_mask = jnp.broadcast_to(jnp.arange(config.action_dim) < action_dims, (batch_size, config.action_dim))
-    return Observation(
+    action_mask = np.broadcast_to(np.arange(config.action_dim) < action_dims, (batch_size, config.action_dim))
+    obs = Observation(
         images=images,
         image_masks=image_masks,
         state=state,
         state_mask=state_mask,
-        tokens=jnp.asarray(tokens),
-        token_mask=jnp.asarray(token_mask),
+        tokens=tokens,
+        token_mask=token_mask,
         action_mask=action_mask,
     )
+    return jax.tree.map(jnp.asarray, obs)
 
 
 def fake_batch(config: ModelConfig, batch_size: int = 2, rng=0, *, pad_steps: int = 0, **kwargs) -> Batch:
     """:func:`fake_obs` plus smooth random action chunks (zeros in padded dims); the last ``pad_steps`` are pads."""
-    key = jax.random.key(rng) if isinstance(rng, int) else rng
-    k_obs, k_act = jax.random.split(key)
-    obs = fake_obs(config, batch_size, k_obs, **kwargs)
-    steps = jnp.linspace(0.0, 1.0, config.horizon)[None, :, None]
-    start, slope = jax.random.normal(k_act, (2, batch_size, 1, config.action_dim))
-    actions = jnp.where(obs.action_mask[:, None, :], start + slope * steps, 0.0)  # [B, T, A]
+    gen = _numpy_rng(rng)
+    obs = fake_obs(config, batch_size, gen, **kwargs)
+    steps = np.linspace(0.0, 1.0, config.horizon)[None, :, None]
+    start, slope = gen.standard_normal((2, batch_size, 1, config.action_dim))
+    actions = np.where(np.asarray(obs.action_mask)[:, None, :], start + slope * steps, 0.0).astype(np.float32)
     is_pad = np.zeros((batch_size, config.horizon), bool)
     if pad_steps:
         is_pad[:, -pad_steps:] = True
-    return Batch(
-        **{f.name: getattr(obs, f.name) for f in dataclasses.fields(obs)},
-        actions=actions,
-        action_is_pad=jnp.asarray(is_pad),
-    )
+    fields = {f.name: getattr(obs, f.name) for f in dataclasses.fields(obs)}
+    return Batch(**fields, actions=jnp.asarray(actions), action_is_pad=jnp.asarray(is_pad))

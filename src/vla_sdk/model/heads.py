@@ -8,8 +8,9 @@ to the prefix outputs; the prefix keys/values are computed once per observation 
 * :class:`L1Head` (``head="l1"``, ACT / OpenVLA-OFT style): T learned queries regress the chunk under an L1 loss.
 
 Masking: only real action dims (``action_mask``) of non-pad steps (``~action_is_pad``) enter a loss. Targets in
-padded dims or pad steps are replaced by zeros before they can reach the network input, so they cannot change
-the loss at all; padded dims of the flow state are held at zero and sampled chunks are zero there.
+padded dims or pad steps are replaced by zeros before anything else sees them (the flow head's noisy input
+included), so they cannot change the loss or its gradients, whatever they hold (NaN too). Padded dims of the flow
+state are held at zero, and sampled chunks are zero there.
 """
 
 from __future__ import annotations
@@ -56,41 +57,52 @@ def time_embedding(t: jax.Array, dim: int) -> jax.Array:
 class _ChunkHead(nnx.Module):
     """What both heads share: the decoder over T tokens, learned step positions, and the output projection."""
 
-    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: ModelConfig, *, cond_dim: int | None = None, rngs: nnx.Rngs):
         self.config = config
         d, dtype = config.expert_d_model, config.compute_dtype
         self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.horizon, d)))  # [T, d]
         self.decoder = Decoder(
-            d, config.d_model, config.expert_layers, config.expert_heads, config.mlp_ratio, dtype=dtype, rngs=rngs
+            d,
+            config.d_model,
+            config.expert_layers,
+            config.expert_heads,
+            config.mlp_ratio,
+            cond_dim=cond_dim,
+            dtype=dtype,
+            rngs=rngs,
         )
         self.action_out = linear(d, config.action_dim, dtype, rngs)
 
-    def decode(self, h: jax.Array, kvs, prefix_mask: jax.Array) -> jax.Array:
+    def decode(self, h: jax.Array, kvs, prefix_mask: jax.Array, cond: jax.Array | None = None) -> jax.Array:
         h = h + self.pos[...].astype(h.dtype)
-        return self.action_out(self.decoder(h, kvs, prefix_mask)).astype(jnp.float32)
+        return self.action_out(self.decoder(h, kvs, prefix_mask, cond)).astype(jnp.float32)
 
 
 class FlowHead(_ChunkHead):
-    """Flow-matching action expert: noisy chunk + flow time -> velocity ``[B, T, A]``."""
+    """Flow-matching action expert: noisy chunk ``[B, T, A]`` + flow time ``[B]`` -> velocity ``[B, T, A]``.
+
+    The time enters every decoder block through adaLN-Zero modulation (as DiT; pi0.5 conditions its expert on time
+    through adaptive norms too).
+    """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
-        super().__init__(config, rngs=rngs)
         d, dtype = config.expert_d_model, config.compute_dtype
+        super().__init__(config, cond_dim=d, rngs=rngs)
         self.action_in = linear(config.action_dim, d, dtype, rngs)
-        self.time_mix_in = linear(2 * d, d, dtype, rngs)  # [action token, time embedding] -> d, as pi0
-        self.time_mix_out = linear(d, d, dtype, rngs)
+        self.time_in = linear(d, d, dtype, rngs)  # sincos(t) -> MLP -> conditioning vector
+        self.time_out = linear(d, d, dtype, rngs)
 
     def velocity(self, x_t: jax.Array, t: jax.Array, kvs, prefix_mask: jax.Array) -> jax.Array:
         """Predicted velocity for noisy actions ``x_t [B, T, A]`` at times ``t [B]``."""
-        a = self.action_in(x_t)
-        te = jnp.broadcast_to(time_embedding(t, a.shape[-1]).astype(a.dtype)[:, None, :], a.shape)
-        h = self.time_mix_out(nnx.swish(self.time_mix_in(jnp.concatenate([a, te], axis=-1))))
-        return self.decode(h, kvs, prefix_mask)
+        h = self.action_in(x_t)
+        cond = self.time_out(nnx.swish(self.time_in(time_embedding(t, h.shape[-1]).astype(h.dtype))))
+        return self.decode(h, kvs, prefix_mask, nnx.swish(cond))
 
     def sample_time(self, rng: jax.Array, batch_size: int) -> jax.Array:
         if self.config.time_sampling == "uniform":
             return jax.random.uniform(rng, (batch_size,))
-        return 0.001 + 0.999 * jax.random.beta(rng, 1.5, 1.0, (batch_size,))
+        u = jax.random.uniform(rng, (batch_size,))
+        return 0.001 + 0.999 * u ** (1 / 1.5)  # Beta(1.5, 1) by inverse CDF (its CDF is x^1.5)
 
     def loss(self, prefix: jax.Array, prefix_mask: jax.Array, batch: Batch, rng: jax.Array):
         mask = loss_mask(batch)
@@ -137,7 +149,8 @@ class L1Head(_ChunkHead):
     def loss(self, prefix: jax.Array, prefix_mask: jax.Array, batch: Batch, rng: jax.Array):
         del rng  # deterministic head
         mask = loss_mask(batch)
-        loss = masked_mean(jnp.abs(self.predict(prefix, prefix_mask) - batch.actions.astype(jnp.float32)), mask)
+        actions = jnp.where(mask, batch.actions.astype(jnp.float32), 0.0)  # no NaN from padding, even in gradients
+        loss = masked_mean(jnp.abs(self.predict(prefix, prefix_mask) - actions), mask)
         return loss, {"l1": loss}
 
     def sample(self, prefix, prefix_mask, action_mask, rng: jax.Array, num_steps: int) -> jax.Array:

@@ -107,40 +107,71 @@ class Encoder(nnx.Module):
         return self.ln(x)
 
 
-class DecoderBlock(nnx.Module):
-    """Pre-LN block: self-attention over the queries, cross-attention to the context, MLP."""
+def _modulate(h: jax.Array, shift: jax.Array | None, scale: jax.Array | None) -> jax.Array:
+    return h if shift is None else h * (1 + scale) + shift
 
-    def __init__(self, d: int, d_context: int, heads: int, mlp_ratio: float, *, dtype, rngs: nnx.Rngs):
+
+def _gated(y: jax.Array, gate: jax.Array | None) -> jax.Array:
+    return y if gate is None else gate * y
+
+
+def zero_linear(d_in: int, d_out: int, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+    return nnx.Linear(d_in, d_out, dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+
+class DecoderBlock(nnx.Module):
+    """Pre-LN block: self-attention over the queries, cross-attention to the context, MLP.
+
+    With ``cond_dim`` the block is conditioned adaLN-Zero style (as DiT): a per-sample vector ``cond [B, cond_dim]``
+    sets a shift and a scale after each LayerNorm and a gate on each residual branch. The modulation starts at zero,
+    so a fresh block is the identity (a fresh flow expert ignores the prefix until training opens the gates).
+    """
+
+    def __init__(
+        self, d: int, d_context: int, heads: int, mlp_ratio: float, *, cond_dim: int | None = None, dtype, rngs
+    ):
         self.ln1 = layer_norm(d, dtype, rngs)
         self.self_attn = SelfAttention(d, heads, dtype=dtype, rngs=rngs)
         self.ln2 = layer_norm(d, dtype, rngs)
         self.cross_attn = CrossAttention(d, d_context, heads, dtype=dtype, rngs=rngs)
         self.ln3 = layer_norm(d, dtype, rngs)
         self.mlp = MLP(d, int(d * mlp_ratio), dtype=dtype, rngs=rngs)
+        self.modulation = None if cond_dim is None else zero_linear(cond_dim, 9 * d, dtype, rngs)
 
-    def __call__(self, x: jax.Array, kv: KV, context_mask: jax.Array | None) -> jax.Array:
-        x = x + self.self_attn(self.ln1(x))
-        x = x + self.cross_attn(self.ln2(x), kv, context_mask)
-        return x + self.mlp(self.ln3(x))
+    def __call__(self, x: jax.Array, kv: KV, context_mask: jax.Array | None, cond: jax.Array | None = None):
+        if self.modulation is None:
+            mods = [None] * 9
+        else:
+            mods = jnp.split(self.modulation(cond)[:, None, :], 9, axis=-1)  # 9 x [B, 1, d]
+        x = x + _gated(self.self_attn(_modulate(self.ln1(x), *mods[0:2])), mods[2])
+        x = x + _gated(self.cross_attn(_modulate(self.ln2(x), *mods[3:5]), kv, context_mask), mods[5])
+        return x + _gated(self.mlp(_modulate(self.ln3(x), *mods[6:8])), mods[8])
 
 
 class Decoder(nnx.Module):
     """A stack of :class:`DecoderBlock` and a final LayerNorm, cross-attending to one fixed context.
 
     Call :meth:`context_kv` once per context and pass its result to every ``__call__`` (e.g. every flow step).
+    With ``cond_dim``, every block and the final LayerNorm are modulated by ``cond [B, cond_dim]``.
     """
 
-    def __init__(self, d: int, d_context: int, depth: int, heads: int, mlp_ratio: float, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, d: int, d_context: int, depth: int, heads: int, mlp_ratio: float, *, cond_dim=None, dtype, rngs):
         self.blocks = nnx.List(
-            [DecoderBlock(d, d_context, heads, mlp_ratio, dtype=dtype, rngs=rngs) for _ in range(depth)]
+            [
+                DecoderBlock(d, d_context, heads, mlp_ratio, cond_dim=cond_dim, dtype=dtype, rngs=rngs)
+                for _ in range(depth)
+            ]
         )
         self.ln = layer_norm(d, dtype, rngs)
+        self.modulation = None if cond_dim is None else zero_linear(cond_dim, 2 * d, dtype, rngs)
 
     def context_kv(self, context: jax.Array) -> list[KV]:
         """Per-block cross-attention keys/values of ``context [B, K, d_context]``."""
         return [block.cross_attn.context_kv(context) for block in self.blocks]
 
-    def __call__(self, x: jax.Array, kvs: list[KV], context_mask: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, kvs: list[KV], context_mask: jax.Array | None, cond: jax.Array | None = None):
         for block, kv in zip(self.blocks, kvs, strict=True):
-            x = block(x, kv, context_mask)
-        return self.ln(x)
+            x = block(x, kv, context_mask, cond)
+        if self.modulation is None:
+            return self.ln(x)
+        return _modulate(self.ln(x), *jnp.split(self.modulation(cond)[:, None, :], 2, axis=-1))

@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from vla_sdk.model import PRESETS, ModelConfig, get_preset, param_count
+from vla_sdk.registry import UnknownNameError
+
+
+def test_json_round_trip():
+    cfg = get_preset("vla-s").replace(cameras=("cam_high", "cam_left_wrist", "cam_right_wrist"), head="l1")
+    back = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.cameras == ("cam_high", "cam_left_wrist", "cam_right_wrist")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(d_model=66, num_heads=4), "divisible by 4"),
+        (dict(d_model=96, num_heads=5), "num_heads"),
+        (dict(expert_d_model=64, expert_heads=3), "expert_heads"),
+        (dict(head="diffusion"), "head must be one of"),
+        (dict(dtype="float16"), "dtype must be one of"),
+        (dict(image_size=36), "divisible by patch_size"),
+        (dict(patch_size=6, image_size=36, stem_layers=2), "2\\*\\*stem_layers"),
+        (dict(cameras=("a", "a")), "duplicate"),
+        (dict(cameras=()), "at least one camera"),
+        (dict(horizon=0), "horizon must be a positive int"),
+        (dict(max_tokens=1), "max_tokens"),
+    ],
+)
+def test_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**changes)
+
+
+def test_from_dict_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="d_modle"):
+        ModelConfig.from_dict({"d_modle": 64})
+
+
+def test_unknown_preset_lists_and_suggests():
+    with pytest.raises(UnknownNameError) as err:
+        get_preset("vla-tinny")
+    assert "'vla-tiny'" in str(err.value) and "vla-s" in str(err.value)
+
+
+def test_preset_parameter_counts():
+    assert set(PRESETS) >= {"vla-tiny", "vla-s"}
+    assert param_count(get_preset("vla-tiny")) < 1_000_000
+    assert param_count(get_preset("vla-tiny").replace(head="l1")) < 1_000_000
+    assert 10_000_000 < param_count(get_preset("vla-s")) <= 30_000_000  # counted abstractly (nnx.eval_shape)

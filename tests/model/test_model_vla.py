@@ -1,0 +1,131 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from vla_sdk.model import (
+    VLA,
+    Batch,
+    Observation,
+    as_batch,
+    as_observation,
+    fake_batch,
+    fake_obs,
+    get_preset,
+    param_count,
+)
+
+CFG = get_preset("vla-tiny")  # 2 cameras, horizon 8, 32-wide state/action; fake data has 14 real dims
+KEY = jax.random.key(0)
+
+
+def replace_image(obs, cam, sample, value):
+    images = dict(obs.images)
+    images[cam] = images[cam].at[sample].set(value)
+    return dataclasses.replace(obs, images=images)
+
+
+def test_sample_shapes_and_padded_dims(head, sample_fn):
+    obs = fake_obs(CFG, 2, 1, action_dims=7)
+    actions = sample_fn(head)(obs, KEY)
+    assert actions.shape == (2, CFG.horizon, CFG.action_dim) and actions.dtype == jnp.float32
+    assert np.all(np.asarray(actions[..., 7:]) == 0.0)
+    assert np.all(np.isfinite(actions)) and np.abs(actions[..., :7]).min() > 0
+
+
+def test_loss_ignores_padded_dims_and_pad_steps(head, loss_fn):
+    batch = fake_batch(CFG, 2, 2, pad_steps=3)
+    base = loss_fn(head)(batch, KEY)
+    assert np.isfinite(base) and base > 0
+    junk = batch.actions.at[:, :, 14:].set(1e3).at[:, -3:, :].set(jnp.nan)  # padded dims, then pad steps
+    assert loss_fn(head)(dataclasses.replace(batch, actions=junk), KEY) == base
+    # Controls: a real dim of a real step counts, and so do pad steps once they are not flagged.
+    assert loss_fn(head)(dataclasses.replace(batch, actions=batch.actions.at[:, 0, 0].add(1.0)), KEY) != base
+    no_pad = dataclasses.replace(batch, action_is_pad=jnp.zeros_like(batch.action_is_pad))
+    assert loss_fn(head)(no_pad, KEY) != base
+
+
+def test_masked_camera_has_no_influence(head, sample_fn, loss_fn):
+    batch = fake_batch(CFG, 2, 3)
+    masks = dict(batch.image_masks, cam_wrist=jnp.array([False, True]))
+    batch = dataclasses.replace(batch, image_masks=masks)
+    ref = sample_fn(head)(batch, KEY)
+    changed = replace_image(batch, "cam_wrist", 0, 0.7)  # pixels of the masked camera of sample 0
+    np.testing.assert_array_equal(sample_fn(head)(changed, KEY), ref)
+    assert loss_fn(head)(changed, KEY) == loss_fn(head)(batch, KEY)
+    # Controls: the same change to a present camera matters, and masking is more than blacking out pixels.
+    assert not np.allclose(sample_fn(head)(replace_image(batch, "cam_wrist", 1, 0.7), KEY)[1], ref[1])
+    black = replace_image(batch, "cam_wrist", 0, 0.0)
+    black = dataclasses.replace(black, image_masks=dict(masks, cam_wrist=jnp.array([True, True])))
+    assert not np.allclose(sample_fn(head)(black, KEY)[0], ref[0])
+
+
+def test_dict_observation_with_a_missing_camera(sample_fn):
+    obs = fake_obs(CFG, 2, 4)
+    masked = dataclasses.replace(obs, image_masks=dict(obs.image_masks, cam_external=jnp.zeros(2, bool)))
+    as_dict = {f.name: getattr(obs, f.name) for f in dataclasses.fields(Observation)}
+    as_dict["images"] = {"cam_wrist": obs.images["cam_wrist"]}  # no cam_external at all
+    as_dict["image_masks"] = {}
+    np.testing.assert_allclose(sample_fn("l1")(as_dict, KEY), sample_fn("l1")(masked, KEY), atol=1e-5)
+    assert not np.allclose(sample_fn("l1")(obs, KEY), sample_fn("l1")(masked, KEY))
+
+
+def test_state_and_token_padding_are_ignored(sample_fn):
+    obs = fake_obs(CFG, 2, 5)
+    ref = sample_fn("flow")(obs, KEY)
+    state = obs.state.at[:, 20:].set(5.0)  # padded state dims (fake data has 14 real ones)
+    tokens = jnp.where(obs.token_mask, obs.tokens, 65)  # padded token positions
+    np.testing.assert_array_equal(sample_fn("flow")(dataclasses.replace(obs, state=state, tokens=tokens), KEY), ref)
+    assert not np.allclose(sample_fn("flow")(dataclasses.replace(obs, state=obs.state.at[:, 0].add(1.0)), KEY), ref)
+    assert not np.allclose(sample_fn("flow")(dataclasses.replace(obs, tokens=obs.tokens.at[:, 1].set(65)), KEY), ref)
+
+
+def test_rng_controls_sampling(sample_fn):
+    obs = fake_obs(CFG, 2, 6)
+    a = sample_fn("flow")(obs, KEY)
+    np.testing.assert_array_equal(sample_fn("flow")(obs, jax.random.key(0)), a)  # same rng -> same sample
+    assert not np.allclose(sample_fn("flow")(obs, jax.random.key(1)), a)
+    np.testing.assert_array_equal(sample_fn("l1")(obs, KEY), sample_fn("l1")(obs, jax.random.key(1)))  # deterministic
+
+
+def test_dict_conversion():
+    batch = fake_batch(CFG, 2, 7)
+    as_dict = {f.name: getattr(batch, f.name) for f in dataclasses.fields(Batch)} | {"episode_index": 3}
+    converted = as_batch(as_dict)
+    assert isinstance(converted, Batch) and converted.actions is batch.actions
+    assert type(as_observation(as_dict)) is Observation and type(as_observation(batch)) is Observation
+    obs = as_observation(batch)
+    assert as_observation(obs) is obs and obs.images is batch.images and obs.action_mask is batch.action_mask
+    del as_dict["actions"]
+    try:
+        as_batch(as_dict)
+    except KeyError as err:
+        assert "actions" in str(err)
+    else:
+        raise AssertionError("a batch without actions was accepted")
+
+
+def test_input_errors_name_the_problem(tiny):
+    obs = fake_obs(CFG, 2, 9)
+    extra = dataclasses.replace(obs, images=dict(obs.images, cam_high=obs.images["cam_wrist"]))
+    with pytest.raises(KeyError, match="cam_high"):
+        tiny("l1").sample_actions(extra, KEY)
+    small = dataclasses.replace(obs, images=dict(obs.images, cam_wrist=obs.images["cam_wrist"][:, :16]))
+    with pytest.raises(ValueError, match="cam_wrist"):
+        tiny("l1").sample_actions(small, KEY)
+    with pytest.raises(ValueError, match="max_tokens"):
+        tiny("l1").sample_actions(dataclasses.replace(obs, tokens=obs.tokens[:, :5]), KEY)
+
+
+def test_bfloat16_compute_with_nnx_jit():
+    cfg = CFG.replace(dtype="bfloat16")
+    model = VLA(cfg, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
+    params = jax.tree.leaves(nnx.state(model, nnx.Param))
+    assert {p.dtype for p in params} == {jnp.dtype("float32")} and param_count(model) == param_count(CFG)
+    batch = fake_batch(cfg, 2, 8)
+    as_dict = {f.name: getattr(batch, f.name) for f in dataclasses.fields(Batch)}
+    loss, metrics = nnx.jit(lambda m, b: m.loss(b, KEY))(model, as_dict)
+    assert loss.dtype == jnp.float32 and 0.5 < loss < 10 and set(metrics) == {"loss", "flow_mse"}
