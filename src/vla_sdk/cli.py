@@ -37,6 +37,12 @@ EXAMPLES = {
         "  vla eval runs/fr3 --env-map my_env.json --episodes 20   # a third-party gymnasium env"
     ),
     "run": "example:\n  vla run runs/tc --task aloha2/transfer_cube --execution async --video out/run.mp4",
+    "export": (
+        "examples:\n"
+        "  vla export runs/tc --quantize int8 --out tc_int8.vla     # reports the action error vs the float policy\n"
+        "  vla export runs/tc --quantize int4 --out tc_int4.vla --check-task aloha2/transfer_cube --episodes 20\n"
+        "  vla eval tc_int8.vla --task aloha2/transfer_cube          # an artifact runs wherever a checkpoint does"
+    ),
     "dataset": (
         "examples:\n  vla dataset info demos/transfer_cube [--json]\n  vla dataset validate demos/transfer_cube"
     ),
@@ -176,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES["eval"],
         formatter_class=fmt,
     )
-    ev.add_argument("policy", metavar="POLICY", help="training run folder or checkpoint folder")
+    ev.add_argument("policy", metavar="POLICY", help="training run folder, checkpoint folder or exported artifact")
     where = ev.add_mutually_exclusive_group(required=True)
     where.add_argument("--task", help="ROBOT/TASK to evaluate in")
     where.add_argument("--env-map", type=Path, help="JSON mapping for a third-party gymnasium env")
@@ -192,8 +198,9 @@ def _parser() -> argparse.ArgumentParser:
         help="how chunks become actions (default receding)",
     )
     ev.add_argument("--execute", type=int, help="actions executed per chunk (default: half the chunk)")
-    ev.add_argument("--delay-steps", type=int,
-                    help="async: simulated inference delay in control steps (default: measured once)")
+    ev.add_argument(
+        "--delay-steps", type=int, help="async: simulated inference delay in control steps (default: measured once)"
+    )
     ev.add_argument("--json", action="store_true", help="print a JSON summary")
 
     rn = sub.add_parser(
@@ -202,13 +209,32 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES["run"],
         formatter_class=fmt,
     )
-    rn.add_argument("policy", metavar="POLICY", help="training run folder or checkpoint folder")
+    rn.add_argument("policy", metavar="POLICY", help="training run folder, checkpoint folder or exported artifact")
     rn.add_argument("--task", required=True, help="ROBOT/TASK (the robot side is the simulator)")
     rn.add_argument("--seed", type=int, default=0)
     rn.add_argument("--execution", choices=["receding", "ensemble", "async"], default="async")
     rn.add_argument("--video", type=Path, help="mp4 of the episode (default out/run_<robot>_<task>.mp4)")
     rn.add_argument("--max-seconds", type=float, help="stop after this long")
     rn.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    ex = sub.add_parser(
+        "export",
+        help="export a policy to one file (quantized weights + StableHLO) that runs without flax",
+        epilog=EXAMPLES["export"],
+        formatter_class=fmt,
+    )
+    ex.add_argument("policy", metavar="POLICY", help="training run folder or checkpoint folder")
+    ex.add_argument(
+        "--quantize",
+        choices=["none", "bf16", "int8", "int4"],
+        default="none",
+        help="weight storage: float32, bfloat16, int8 per channel, int4 in groups of 64 (default none)",
+    )
+    ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="artifact to write, e.g. policy.vla")
+    ex.add_argument("--check-task", metavar="ROBOT/TASK", help="also compare float vs exported success rates in sim")
+    ex.add_argument("--episodes", type=int, default=10, help="episodes per policy for --check-task (default 10)")
+    ex.add_argument("--platforms", default="cpu,cuda", help="platforms to compile the function for (default cpu,cuda)")
+    ex.add_argument("--json", action="store_true", help="print a JSON summary")
 
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
     dsub = ds.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
@@ -270,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "dataset":
             handlers = {
                 "info": _dataset_info,
@@ -498,6 +526,23 @@ def _run(args) -> int:
         else f"{out['task']}: {'success' if out['success'] else 'no success'} after {out['steps']} steps "
         f"({out['seconds']:.1f} s, {out['late_steps']} late steps); video {out['video']}"
     )
+    return 0
+
+
+def _export(args) -> int:
+    from vla_sdk.export.build import export_checkpoint, format_summary
+
+    if args.episodes < 1:
+        raise ValueError("--episodes must be >= 1")
+    summary = export_checkpoint(
+        args.policy,
+        args.out,
+        args.quantize,
+        check_task=args.check_task,
+        episodes=args.episodes,
+        platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
+    )
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 

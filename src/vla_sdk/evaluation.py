@@ -34,7 +34,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 @dataclass
 class EvalConfig:
-    policy: str  # run folder, checkpoint folder (or exported artifact, later)
+    policy: str  # run folder, checkpoint folder or exported artifact
     task: str | None = None  # ROBOT/TASK of this SDK
     env_map: str | dict | None = None  # third-party env: see vla_sdk.envmap
     episodes: int = 10

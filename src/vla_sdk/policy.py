@@ -35,6 +35,11 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path, seed: int = 0) -> Policy:
+        """A training run, a checkpoint folder, or an exported artifact file (`vla export`)."""
+        if Path(path).is_file():  # an exported artifact; see vla_sdk.export.runtime
+            from vla_sdk.export.runtime import load_artifact
+
+            return load_artifact(path, seed)
         from vla_sdk.train.checkpoint import read_checkpoint
 
         params, meta = read_checkpoint(path)

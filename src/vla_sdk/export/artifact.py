@@ -1,0 +1,154 @@
+"""The exported-policy file: one zip archive of stored (uncompressed) entries.
+
+  manifest.json     format, format_version, model config, embodiment schema, normalization statistics, tokenizer,
+                    rng convention, the exported function's inputs/outputs, quantization metadata per tensor and the
+                    float-kept layers, a latency profile and accuracy report from export time, and ``parts``: the
+                    SHA-256 and size of each other entry. ``manifest_sha256`` is the SHA-256 of the manifest's
+                    canonical JSON (sorted keys, no spaces) without that field.
+  weights.npz       numpy arrays only (``np.load(..., allow_pickle=False)``): float32 / uint16 (bfloat16 bits) /
+                    int8 / uint8 (packed int4) values and float32 scales, named ``<tensor>.<w|q|scale>``
+  sample.stablehlo  ``jax.export`` serialization of the inference function (see :mod:`vla_sdk.export.build`)
+
+Reading checks, in order: a readable zip with all three entries, the format name, the format version (newer than
+:data:`FORMAT_VERSION` is refused), the manifest's own hash, then every part's hash. Any failure is an
+:class:`ArtifactError` naming the file and what failed. Imports numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "vla-sdk-artifact"
+FORMAT_VERSION = 1
+MANIFEST, WEIGHTS, FUNCTION = "manifest.json", "weights.npz", "sample.stablehlo"
+PARTS = (WEIGHTS, FUNCTION)
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be used: damaged, modified, truncated, or from a newer vla-sdk."""
+
+
+@dataclass
+class Artifact:
+    manifest: dict
+    weights: dict[str, np.ndarray]
+    function: bytes  # serialized jax.export.Exported
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical(manifest: dict) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def weights_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def load_weights(data: bytes, where: str = WEIGHTS) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise ArtifactError(f"{where}: cannot read the weights ({e})") from e
+
+
+def seal(manifest: dict, parts: dict[str, bytes]) -> dict:
+    """The manifest with ``parts`` hashes and its own ``manifest_sha256`` filled in."""
+    manifest = {**manifest, "parts": {n: {"sha256": sha256(b), "bytes": len(b)} for n, b in parts.items()}}
+    manifest["manifest_sha256"] = sha256(canonical(manifest))
+    return manifest
+
+
+def write_artifact(path: str | Path, manifest: dict, parts: dict[str, bytes]) -> dict:
+    """Write the archive atomically (temp file + rename); returns the sealed manifest."""
+    path = Path(path)
+    missing = sorted(set(PARTS) - set(parts))
+    if missing:
+        raise ValueError(f"artifact parts missing: {missing}")
+    manifest = seal(manifest, parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+            z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False))
+            for name in PARTS:
+                z.writestr(name, parts[name])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return manifest
+
+
+def _read_entry(z: zipfile.ZipFile, path: Path, name: str) -> bytes:
+    try:
+        return z.read(name)
+    except KeyError:
+        raise ArtifactError(f"{path}: not a complete vla-sdk artifact (no {name} inside)") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ArtifactError(f"{path}: part {name} is damaged ({e}); re-export or copy the file again") from e
+
+
+def read_manifest(path: str | Path) -> tuple[dict, zipfile.ZipFile]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such artifact file")
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ArtifactError(f"{path}: not a readable vla-sdk artifact, the file is truncated or not one ({e})") from e
+    try:
+        manifest = json.loads(_read_entry(z, path, MANIFEST))
+    except json.JSONDecodeError as e:
+        z.close()
+        raise ArtifactError(f"{path}: {MANIFEST} is not valid JSON ({e})") from e
+    except ArtifactError:
+        z.close()
+        raise
+    problem = None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        problem = f"not a vla-sdk artifact ({MANIFEST} does not say format {FORMAT!r})"
+    elif not isinstance(manifest.get("format_version"), int):
+        problem = f"{MANIFEST} has no integer format_version"
+    elif manifest["format_version"] > FORMAT_VERSION:
+        problem = (
+            f"format_version {manifest['format_version']} is newer than this vla-sdk reads ({FORMAT_VERSION}); "
+            "upgrade vla-sdk or re-export with this version"
+        )
+    elif manifest.get("manifest_sha256") != sha256(canonical(manifest)):
+        problem = f"{MANIFEST} failed its SHA-256 check: the manifest was modified or damaged"
+    if problem:
+        z.close()
+        raise ArtifactError(f"{path}: {problem}")
+    return manifest, z
+
+
+def read_artifact(path: str | Path) -> Artifact:
+    """Read and verify an artifact (see the module docstring for the checks)."""
+    path = Path(path)
+    manifest, z = read_manifest(path)
+    with z:
+        data = {}
+        for name in PARTS:
+            data[name] = _read_entry(z, path, name)
+            want = manifest.get("parts", {}).get(name, {}).get("sha256")
+            got = sha256(data[name])
+            if got != want:
+                raise ArtifactError(
+                    f"{path}: part {name} failed its SHA-256 check (manifest {want}, file {got}): "
+                    "the artifact was modified or damaged; re-export it"
+                )
+    return Artifact(manifest, load_weights(data[WEIGHTS], f"{path}: {WEIGHTS}"), data[FUNCTION])

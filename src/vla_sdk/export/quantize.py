@@ -1,0 +1,158 @@
+"""Weight quantization for exported artifacts: numpy on the way in, ``jax.numpy`` dequantization inside the graph.
+
+Modes (per tensor; which tensors are eligible is decided by :func:`keep_float_reason`):
+
+  none  every tensor float32
+  bf16  eligible kernels stored as bfloat16 bit patterns (uint16), widened to float32 inside the exported function
+  int8  eligible kernels symmetric int8, one float32 scale per output channel (the last axis): ``w = q * scale``
+  int4  eligible kernels symmetric int4 in [-7, 7], one float32 scale per group of :data:`GROUP` input rows and output
+        channel; two values per uint8 (even input row in the low nibble, odd row in the high nibble). The input dim
+        (all axes but the last, flattened, so conv kernels too) is zero-padded to a multiple of :data:`GROUP`
+
+Tensors that stay float32 (with the reason, listed in the artifact): biases, norm scales, embedding and position
+tables, kernels under :data:`MIN_ELEMENTS` elements, and the final action projection (its error goes straight into
+the actions, and it is small). Imports numpy and jax only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MODES = ("none", "bf16", "int8", "int4")
+GROUP = 64  # int4: input rows per scale
+MIN_ELEMENTS = 4096  # kernels smaller than this stay float32
+ACTION_PROJECTION = "head.action_out.kernel"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown quantization mode {mode!r}; valid modes: {', '.join(MODES)}")
+    return mode
+
+
+def keep_float_reason(name: str, w: np.ndarray) -> str | None:
+    """Why tensor ``name`` stays float32, or None when it is a kernel to quantize."""
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "bias":
+        return "bias"
+    if leaf == "scale":
+        return "norm"
+    if leaf != "kernel":
+        return "embedding" if leaf == "embedding" else "embedding/position table"
+    if w.ndim < 2:
+        return "not a matrix"
+    if w.size < MIN_ELEMENTS:
+        return f"small (< {MIN_ELEMENTS} elements)"
+    if name == ACTION_PROJECTION:
+        return "final action projection"
+    return None
+
+
+def _safe_scale(absmax: np.ndarray, levels: int) -> np.ndarray:
+    return np.where(absmax > 0, absmax / levels, 1.0).astype(np.float32)  # an all-zero channel dequantizes to 0
+
+
+def to_bf16_bits(w: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns as uint16, rounded to nearest even (weights are finite)."""
+    bits = np.ascontiguousarray(w, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def quantize_int8(w: np.ndarray) -> dict[str, np.ndarray]:
+    scale = _safe_scale(np.abs(w).reshape(-1, w.shape[-1]).max(0), 127)  # [out]
+    q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    return {"q": q, "scale": scale}
+
+
+def quantize_int4(w: np.ndarray) -> dict[str, np.ndarray]:
+    out = w.shape[-1]
+    rows = math.prod(w.shape[:-1])
+    groups = -(-rows // GROUP)
+    w2 = np.zeros((groups * GROUP, out), np.float32)
+    w2[:rows] = w.reshape(rows, out)
+    wg = w2.reshape(groups, GROUP, out)
+    scale = _safe_scale(np.abs(wg).max(1), 7)  # [G, out]
+    q = np.clip(np.round(wg / scale[:, None, :]), -7, 7).astype(np.int8).reshape(groups * GROUP, out)
+    nib = (q & 0xF).astype(np.uint8)  # two's complement nibbles
+    return {"q": (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8), "scale": scale}
+
+
+def quantize_tensor(name: str, w: np.ndarray, mode: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Stored arrays (suffix -> array) and the tensor's quantization metadata."""
+    w = np.asarray(w, np.float32)
+    reason = None if mode == "none" else keep_float_reason(name, w)
+    stored_mode = "float32" if mode == "none" or reason is not None else mode
+    if stored_mode == "float32":
+        arrays = {"w": w}
+    elif stored_mode == "bf16":
+        arrays = {"w": to_bf16_bits(w)}
+    elif stored_mode == "int8":
+        arrays = quantize_int8(w)
+    else:
+        arrays = quantize_int4(w)
+    info = {"mode": stored_mode, "shape": list(w.shape), "arrays": sorted(arrays)}
+    if stored_mode == "int4":
+        info["group_size"] = GROUP
+    if reason is not None:
+        info["float_reason"] = reason
+    if stored_mode != "float32":  # relative RMS error of the stored weights, from the numpy round trip
+        err = dequantize(info, arrays, np) - w
+        info["rel_rms_error"] = float(np.sqrt(np.mean(err**2)) / max(np.sqrt(np.mean(w**2)), 1e-12))
+    return arrays, info
+
+
+def dequantize(info: dict, arrays: dict, xp=jnp):
+    """float32 weights from stored arrays, with ``xp`` = jax.numpy (traceable: runs inside the exported function)
+    or numpy (at export, to measure the error)."""
+    mode, shape = info["mode"], tuple(info["shape"])
+    if mode == "float32":
+        return arrays["w"]
+    if mode == "bf16":
+        bits = arrays["w"].astype(xp.uint32) << 16
+        return bits.view(np.float32) if xp is np else jax.lax.bitcast_convert_type(bits, jnp.float32)
+    if mode == "int8":
+        return arrays["q"].astype(xp.float32) * arrays["scale"]
+    if mode == "int4":
+        packed, scale = arrays["q"], arrays["scale"]
+        nib = xp.stack([packed & 0xF, packed >> 4], axis=1).reshape(-1, packed.shape[-1]).astype(xp.int32)
+        q = xp.where(nib >= 8, nib - 16, nib).astype(xp.float32)
+        groups, out = scale.shape
+        w = (q.reshape(groups, -1, out) * scale[:, None, :]).reshape(-1, out)
+        return w[: math.prod(shape[:-1])].reshape(shape)
+    raise ValueError(f"unknown stored tensor mode {mode!r}")
+
+
+def quantize_params(named: list[tuple[str, np.ndarray]], mode: str) -> tuple[dict[str, np.ndarray], dict]:
+    """All tensors: the arrays for weights.npz (``<name>.<suffix>``) and the manifest's quantization section."""
+    check_mode(mode)
+    stored, tensors = {}, {}
+    float_bytes = stored_bytes = qf_bytes = qs_bytes = 0
+    for name, w in named:
+        arrays, info = quantize_tensor(name, w, mode)
+        tensors[name] = info
+        nbytes = sum(a.nbytes for a in arrays.values())
+        float_bytes += 4 * int(np.size(w))
+        stored_bytes += nbytes
+        if info["mode"] != "float32":
+            qf_bytes += 4 * int(np.size(w))
+            qs_bytes += nbytes
+        for suffix, a in arrays.items():
+            stored[f"{name}.{suffix}"] = a
+    kept = {n: i["float_reason"] for n, i in tensors.items() if "float_reason" in i}
+    return stored, {
+        "mode": mode,
+        "group_size": GROUP if mode == "int4" else None,
+        "min_elements": MIN_ELEMENTS,
+        "tensors": tensors,
+        "float_kept": kept,
+        "bytes": {
+            "float32": float_bytes,  # all tensors as float32
+            "stored": stored_bytes,  # all tensors as stored (payload, without container headers)
+            "quantized_float32": qf_bytes,  # the quantized tensors only, as float32
+            "quantized_stored": qs_bytes,  # the quantized tensors only, as stored (values + scales)
+        },
+    }
