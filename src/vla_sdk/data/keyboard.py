@@ -21,7 +21,7 @@ from collections import deque
 
 import numpy as np
 
-from vla_sdk.data.record import RecordConfig, _InterruptFlag, open_dataset
+from vla_sdk.data.record import RecordConfig, _InterruptFlag, open_dataset, summarize
 from vla_sdk.sim.env import VlaEnv
 from vla_sdk.sim.ik import EndEffectorIK
 
@@ -137,17 +137,7 @@ def record_keyboard(cfg: RecordConfig, stream=None, out=None) -> dict:
     finally:
         interrupted.restore()
         env.close()
-    return {
-        "dataset": str(cfg.out),
-        "task": cfg.task,
-        "teleop": cfg.teleop,
-        "episodes": writer.num_episodes,
-        "recorded": len(results),
-        "successes": sum(r["success"] for r in results),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "interrupted": interrupted.set,
-        "per_episode": results,
-    }
+    return summarize(cfg, writer, results, t0, interrupted.set)
 
 
 class _Session:

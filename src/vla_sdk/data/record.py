@@ -140,7 +140,15 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
         bar.close()
         interrupted.restore()
         env.close()
-    summary = {
+    summary = summarize(cfg, writer, results, t0, interrupted.set)
+    if replay_errors:
+        summary["replay_max_state_error"] = max(replay_errors)
+    return summary
+
+
+def summarize(cfg: RecordConfig, writer: DatasetWriter, results: list[dict], t0: float, interrupted: bool) -> dict:
+    """The JSON summary every recording source returns."""
+    return {
         "dataset": str(cfg.out),
         "task": cfg.task,
         "teleop": cfg.teleop,
@@ -148,12 +156,9 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
         "recorded": len(results),
         "successes": sum(r["success"] for r in results),
         "seconds": round(time.perf_counter() - t0, 3),
-        "interrupted": interrupted.set,
+        "interrupted": interrupted,
         "per_episode": results,
     }
-    if replay_errors:
-        summary["replay_max_state_error"] = max(replay_errors)
-    return summary
 
 
 class _InterruptFlag:
