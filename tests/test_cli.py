@@ -53,3 +53,17 @@ def test_doctor_json(capsys):
     assert {"jax", "mujoco", "rendering", "video"} <= set(names)
     assert rc == (0 if report["ok"] else 1)
     assert names["rendering"]["ok"], names["rendering"]
+
+
+def test_doctor_from_a_plain_shell_renders_headless():
+    """No MUJOCO_GL in the environment: the CLI must still pick headless EGL before mujoco is imported."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    r = subprocess.run([sys.executable, "-m", "vla_sdk.cli", "doctor", "--json"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["rendering"]["ok"], checks["rendering"]
+    assert r.returncode == 0, r.stdout
