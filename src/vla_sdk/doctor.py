@@ -81,6 +81,7 @@ def _video() -> str:
 
 
 def run_checks() -> list[Check]:
+    os.environ.setdefault("MUJOCO_GL", "egl")  # before the mujoco check imports mujoco
     from vla_sdk import __version__
     from vla_sdk.assets import assets_root
 
