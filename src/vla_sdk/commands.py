@@ -1,0 +1,304 @@
+"""Handlers of the `vla` subcommands: each takes the parsed arguments, calls into the SDK and prints the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def doctor(args) -> int:
+    from vla_sdk.doctor import run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps({"ok": all(c.ok for c in checks), "checks": [vars(c) for c in checks]}, indent=2))
+    else:
+        for c in checks:
+            print(f"[{'ok' if c.ok else 'FAIL':>4}] {c.name:<10} {c.detail}")
+            if not c.ok:
+                print(f"       {'':<10} fix: {c.fix}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def sim_list(args) -> int:
+    from vla_sdk.embodiment import list_robots, load_embodiment
+    from vla_sdk.sim import TASKS, list_tasks
+
+    if args.robot is not None and args.robot not in list_robots():
+        from vla_sdk.registry import UnknownNameError
+
+        raise UnknownNameError("robot", args.robot, list_robots())
+    names = list_tasks(args.robot)
+    rows = [
+        {
+            "task": n,
+            "robot": TASKS[n].robot,
+            "language_conditioned": TASKS[n].language_conditioned,
+            "max_steps": TASKS[n].max_steps,
+            "summary": TASKS[n].summary,
+        }
+        for n in names
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for robot in sorted({r["robot"] for r in rows}):
+        emb = load_embodiment(robot)
+        print(f"{robot}: {emb.action_dim}-D actions at {emb.control_hz:g} Hz, cameras {', '.join(emb.cameras)}")
+        for r in (r for r in rows if r["robot"] == robot):
+            lang = " [language]" if r["language_conditioned"] else ""
+            print(f"  {r['task']:<24} {r['summary']}{lang}")
+    return 0
+
+
+def sim_run(args) -> int:
+    from vla_sdk.sim import get_task
+    from vla_sdk.sim.rollout import run_episodes
+
+    task = get_task(args.task)  # fail fast on a bad name, before any work
+    video = None if args.no_video else (args.video or Path("out") / f"{task.robot}_{task.name}.mp4")
+    summary = run_episodes(
+        args.task,
+        policy=args.policy,
+        episodes=args.episodes,
+        seed=args.seed,
+        video=video,
+        video_episodes=args.video_episodes,
+        video_size=tuple(args.video_size),
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['task']} [{summary['policy']}]: {summary['successes']}/{summary['episodes']} succeeded "
+            f"(success rate {summary['success_rate']:.2f}) in {summary['seconds']:.1f} s"
+        )
+        if video:
+            print(f"video: {video}")
+    return 0
+
+
+def record(args) -> int:
+    from vla_sdk.data.record import RecordConfig, record
+    from vla_sdk.sim import get_task
+
+    task = get_task(args.task)
+    cfg = RecordConfig(
+        task=args.task,
+        out=args.out or Path("demos") / f"{task.robot}_{task.name}",
+        episodes=args.episodes,
+        teleop=args.teleop,
+        resume=args.resume,
+        fps=args.fps,
+        seed=args.seed,
+        cameras=tuple(args.cameras) if args.cameras else None,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        source=args.source,
+        only_success=args.only_success,
+        force=args.force,
+    )
+    if args.teleop == "keyboard":
+        from vla_sdk.data.keyboard import record_keyboard
+
+        summary = record_keyboard(cfg)
+    else:
+        summary = record(cfg, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['dataset']}: {summary['episodes']} episodes ({summary['recorded']} recorded now, "
+            f"{summary['successes']} successful) in {summary['seconds']:.1f} s"
+            + (
+                " — interrupted; the committed episodes are kept, continue with --resume"
+                if summary["interrupted"]
+                else ""
+            )
+        )
+    return 130 if summary["interrupted"] else 0
+
+
+def train(args) -> int:
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+    from vla_sdk.train.config import TrainConfig, parse_duration
+    from vla_sdk.train.loop import train
+
+    cfg = TrainConfig(
+        data=tuple(str(d) for d in args.data),
+        out=str(args.out),
+        preset=None if args.base else (args.preset or "vla-s"),
+        base=str(args.base) if args.base else None,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        finetune=args.finetune,
+        val_episodes=args.val_episodes,
+        eval_task=args.eval_task,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        save_every=args.save_every,
+        keep=args.keep,
+        time_budget=parse_duration(args.time_budget),
+        seed=args.seed,
+        augment=not args.no_augment,
+        dtype=args.dtype,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None,
+    )
+    summary = train(cfg, resume=args.resume, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['run']}: {summary['steps']}/{summary['total_steps']} steps ({summary['stopped']}), "
+            f"final loss {summary['final_loss']}, last checkpoint step {summary['last_checkpoint']}, "
+            f"{summary['seconds']:.0f} s"
+        )
+    return 0 if summary["stopped"] in ("finished", "time budget") else 1
+
+
+def eval_policy(args) -> int:
+    from vla_sdk.evaluation import EvalConfig, evaluate, replay
+
+    if args.replay:
+        from vla_sdk.policy import Policy
+
+        out = replay(Policy.load(args.policy), args.replay)
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            print(f"{args.replay}: chunk MSE {out['chunk_mse']:.5f} over {out['chunks']} chunks")
+            for name, v in out["per_joint_mse"].items():
+                print(f"  {name:<24} {v:.5f}")
+        return 0
+    cfg = EvalConfig(
+        policy=str(args.policy),
+        task=args.task,
+        env_map=str(args.env_map) if args.env_map else None,
+        episodes=args.episodes,
+        seed=args.seed,
+        workers=args.workers,
+        video_dir=str(args.video_dir) if args.video_dir else None,
+        execution=args.execution,
+        execute=args.execute,
+    )
+    out = evaluate(cfg)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        lo, hi = out["ci95"]
+        lat = out["latency_ms"]
+        print(
+            f"{out['task']}: success {out['successes']}/{out['episodes']} = {out['success_rate']:.2f} "
+            f"(95% CI {lo:.2f}-{hi:.2f}); inference p50 {lat.get('p50', 0):.1f} ms, p99 {lat.get('p99', 0):.1f} ms; "
+            f"{out['seconds']:.0f} s with {out['workers']} worker(s)"
+        )
+    return 0
+
+
+def run_policy(args) -> int:
+    from vla_sdk.live import run_live
+    from vla_sdk.sim import get_task
+
+    task = get_task(args.task)
+    video = args.video or Path("out") / f"run_{task.robot}_{task.name}.mp4"
+    out = run_live(
+        str(args.policy),
+        args.task,
+        seed=args.seed,
+        execution=args.execution,
+        video=video,
+        max_seconds=args.max_seconds,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(
+        json.dumps(out, indent=2)
+        if args.json
+        else f"{out['task']}: {'success' if out['success'] else 'no success'} after {out['steps']} steps "
+        f"({out['seconds']:.1f} s, {out['late_steps']} late steps); video {out['video']}"
+    )
+    return 0
+
+
+def export(args) -> int:
+    from vla_sdk.export.build import export_checkpoint, format_summary
+
+    if args.episodes < 1:
+        raise ValueError("--episodes must be >= 1")
+    summary = export_checkpoint(
+        args.policy,
+        args.out,
+        args.quantize,
+        check_task=args.check_task,
+        episodes=args.episodes,
+        platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
+    )
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def dataset_info(args) -> int:
+    from vla_sdk.data.info import dataset_info, format_info
+
+    info = dataset_info(args.path)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def dataset_validate(args) -> int:
+    from vla_sdk.data.validate import validate
+
+    problems = validate(args.path)
+    errors = [p for p in problems if p.severity == "error"]
+    if args.json:
+        print(json.dumps({"ok": not errors, "problems": [vars(p) for p in problems]}, indent=2))
+    else:
+        for p in problems:
+            print(p)
+        print(
+            f"{args.path}: {'valid' if not errors else f'{len(errors)} error(s)'}"
+            + (f", {len(problems) - len(errors)} warning(s)" if len(problems) > len(errors) else "")
+        )
+    return 0 if not errors else 1
+
+
+def dataset_convert(args) -> int:
+    from vla_sdk.data.convert import convert_aloha_hdf5
+
+    summary = convert_aloha_hdf5(
+        args.src,
+        args.out,
+        task_instruction=args.task_instruction,
+        fps=args.fps,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        cameras=args.cameras,
+        jpeg_rgb=args.jpeg_rgb,
+        force=args.force,
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['dataset']}: {summary['episodes']} episodes, {summary['frames']} frames from "
+            f"{summary['source']} (cameras {', '.join(summary['cameras'])} at "
+            f"{summary['image_size'][0]}x{summary['image_size'][1]}) in {summary['seconds']:.1f} s"
+        )
+        if summary["ignored"]:
+            print(f"not converted: {', '.join(summary['ignored'])}")
+        if summary["gripper_values_outside_0_1"]:
+            print(f"note: {summary['gripper_values_outside_0_1']} gripper values lie outside [0, 1] (not clipped)")
+    return 0
+
+
+def dataset_viz(args) -> int:
+    from vla_sdk.data.viz import render_episode_video
+
+    out = args.out or Path("out") / f"{args.path.resolve().name}_ep{args.episode}.mp4"
+    r = render_episode_video(args.path, args.episode, out, cameras=args.cameras, plot_height=args.plot_height)
+    print(f"{r['out']}: episode {r['episode']}, {r['frames']} frames at {r['fps']} fps, {r['size'][1]}x{r['size'][0]}")
+    return 0
