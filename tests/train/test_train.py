@@ -59,6 +59,13 @@ def test_train_cli_50_steps_then_policy_loads(demos, cache, tmp_path, capsys):
         policy({**obs, "images": {"cam_high": obs["images"]["cam_high"]}})
 
 
+def test_relative_paths(demos, cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the README's `--out runs/tc` style
+    assert main(_args(demos, "runs/rel", cache, "--steps", "4", "--save-every", "4")) == 0
+    assert Policy.load("runs/rel").robot == "aloha2"
+    assert Policy.load("runs/rel/checkpoints/4").robot == "aloha2"
+
+
 def test_sigkill_and_resume_continue_the_same_loss_curve(demos, cache, tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     common = ["--steps", "40", "--save-every", "10", "--no-augment"]

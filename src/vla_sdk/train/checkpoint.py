@@ -18,7 +18,7 @@ CHECKPOINT_FORMAT = 1
 
 class Checkpoints:
     def __init__(self, run: Path, keep: int):
-        self.run = Path(run)
+        self.run = Path(run).absolute()  # orbax needs absolute paths
         opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
         self.last = ocp.CheckpointManager(self.run / "checkpoints", options=opts)
         best = ocp.CheckpointManagerOptions(
@@ -60,7 +60,7 @@ class Checkpoints:
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(params as a pure dict: the EMA weights, meta) from a run folder (its latest step) or a step folder."""
-    path = Path(path)
+    path = Path(path).absolute()  # orbax needs absolute paths
     if (path / "checkpoints").is_dir():
         steps = sorted(int(p.name) for p in (path / "checkpoints").iterdir() if p.name.isdigit())
         if not steps:
