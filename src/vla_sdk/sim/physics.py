@@ -35,6 +35,7 @@ class Physics:
             for i, d in enumerate(embodiment.dims)
             if d.mirror_joint
         }
+        self._body_geoms: dict[str, frozenset[int]] = {}
         grip = embodiment.gripper_indices
         self._grip = np.array(grip, dtype=int)
         self._f0 = np.array([embodiment.dims[i].finger_range[0] for i in grip])
@@ -109,9 +110,12 @@ class Physics:
                 return True
         return False
 
-    def body_geoms(self, body: str) -> set[int]:
-        bid = self.model.body(body).id
-        return {g for g in range(self.model.ngeom) if self.model.geom_bodyid[g] == bid}
+    def body_geoms(self, body: str) -> frozenset[int]:
+        """Geom ids of a body (cached: success predicates ask every step, the model never changes)."""
+        if body not in self._body_geoms:
+            bid = self.model.body(body).id
+            self._body_geoms[body] = frozenset(np.flatnonzero(self.model.geom_bodyid == bid).tolist())
+        return self._body_geoms[body]
 
     def touching(self, geoms_a: set[int], geoms_b: set[int]) -> bool:
         for c in self.data.contact[: self.data.ncon]:
