@@ -147,7 +147,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     src = tr.add_mutually_exclusive_group()
-    src.add_argument("--preset", help="model preset to train from scratch (vla-tiny, vla-s; default vla-s)")
+    src.add_argument("--preset", help="model preset to train from scratch (vla-tiny, vla-xs, vla-s; default vla-s)")
+    tr.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one field of the preset's model config, e.g. --model image_size=96 --model horizon=30",
+    )
     src.add_argument("--base", type=Path, help="checkpoint (run or step folder) to fine-tune")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     tr.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")

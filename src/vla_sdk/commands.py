@@ -125,7 +125,7 @@ def train(args) -> int:
         import jax
 
         jax.distributed.initialize()
-    from vla_sdk.train.config import TrainConfig, parse_duration
+    from vla_sdk.train.config import TrainConfig, parse_duration, parse_model_fields
     from vla_sdk.train.loop import train
 
     cfg = TrainConfig(
@@ -133,10 +133,12 @@ def train(args) -> int:
         out=str(args.out),
         preset=None if args.base else (args.preset or "vla-s"),
         base=str(args.base) if args.base else None,
+        model=parse_model_fields(args.model),
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
         finetune=args.finetune,
+        lora_rank=args.lora_rank,
         val_episodes=args.val_episodes,
         eval_task=args.eval_task,
         eval_every=args.eval_every,

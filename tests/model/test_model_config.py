@@ -49,3 +49,17 @@ def test_preset_parameter_counts():
     assert param_count(get_preset("vla-tiny")) < 1_000_000
     assert param_count(get_preset("vla-tiny").replace(head="l1")) < 1_000_000
     assert 10_000_000 < param_count(get_preset("vla-s")) <= 30_000_000  # counted abstractly (nnx.eval_shape)
+
+
+def test_keypoint_vision_validation_and_tokens():
+    with pytest.raises(ValueError, match="vision must be one of"):
+        ModelConfig(vision="resnet")
+    with pytest.raises(ValueError, match="keypoints must be a positive int"):
+        ModelConfig(vision="keypoints", keypoints=0)
+    cfg = get_preset("vla-xs")
+    assert cfg.vision == "keypoints" and cfg.head == "l1"
+    assert cfg.tokens_per_camera == cfg.keypoints == 16
+    assert cfg.prefix_len == 2 * 16 + 1 + cfg.max_tokens
+    assert param_count(cfg) < 1_000_000
+    # resolution changes the conv maps, not the token count or the parameters
+    assert param_count(cfg.replace(image_size=96)) == param_count(cfg)

@@ -11,12 +11,12 @@ from flax import nnx
 from vla_sdk.model import VLA, fake_batch, get_preset
 
 
-def overfit(head: str, steps: int, lr: float) -> tuple[float, float]:
+def overfit(head: str, steps: int, lr: float, **changes) -> tuple[float, float]:
     """Mean loss over 16 fixed rngs before and after ``steps`` Adam steps (a fresh rng each step) on one batch.
 
     The batch holds NaN/inf in its padded action dims and pad steps: a leak into the loss or its gradients fails.
     """
-    cfg = get_preset("vla-tiny").replace(head=head)
+    cfg = get_preset("vla-tiny").replace(head=head, **changes)
     model = VLA(cfg, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
     batch = fake_batch(cfg, 2, 0, pad_steps=2)
     junk = batch.actions.at[:, :, 14:].set(jnp.nan).at[:, -2:, :].set(jnp.inf)  # padded dims and pad steps
@@ -42,7 +42,9 @@ def overfit(head: str, steps: int, lr: float) -> tuple[float, float]:
     return before, mean_loss(state)
 
 
-@pytest.mark.parametrize("head, steps", [("flow", 300), ("l1", 100)])
-def test_tiny_preset_overfits_one_batch(head, steps):
-    before, after = overfit(head, steps, 3e-3)
+@pytest.mark.parametrize(
+    "head, steps, changes", [("flow", 300, {}), ("l1", 100, {}), ("l1", 100, {"vision": "keypoints", "keypoints": 4})]
+)
+def test_tiny_preset_overfits_one_batch(head, steps, changes):
+    before, after = overfit(head, steps, 3e-3, **changes)
     assert before > 0.5 and after < before / 10, (before, after)

@@ -145,6 +145,8 @@ def test_time_budget_leaves_a_finished_checkpoint(demos, cache, tmp_path, capsys
     out = json.loads(capsys.readouterr().out)
     assert elapsed < 60, elapsed
     assert out["steps"] < 100000 and out["last_checkpoint"] == out["steps"]  # a finished checkpoint, in time
+    fitted = json.loads((run / "config.json").read_text())["train"]["steps"]
+    assert out["total_steps"] == fitted < 100000  # the schedule was fitted to the budget (timed, not dispatched)
     assert Policy.load(run) is not None
 
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from vla_sdk.registry import lookup
 
+VISION = ("patches", "keypoints")  # image tokens: ViT patches, or spatial-softmax keypoints (few, precise)
 HEADS = ("flow", "l1")  # action heads: flow matching action expert (pi0-style), L1 chunk regression (ACT-style)
 DTYPES = ("float32", "bfloat16")  # compute dtypes; parameters are always float32
 TIME_SAMPLING = ("beta", "uniform")  # flow-matching training time distribution
@@ -34,6 +35,8 @@ class ModelConfig:
     stem_layers: int = 1  # 3x3 stride-2 GELU convs before patchify (each halves the resolution)
     stem_channels: int = 16  # channels of the conv stem
     patch_size: int = 8  # total stride from pixels to tokens: (image_size / patch_size)^2 tokens per camera
+    vision: str = "patches"  # one of VISION; "keypoints": `keypoints` tokens per camera, each where + what
+    keypoints: int = 16  # vision="keypoints": spatial-softmax keypoints (= tokens) per camera
     # --- prefix transformer over [image tokens, state token, language tokens] ---
     d_model: int = 64  # width of the prefix transformer
     num_layers: int = 2  # pre-LN transformer blocks
@@ -52,7 +55,8 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "cameras", tuple(self.cameras))
         ints = ("image_size", "state_dim", "action_dim", "horizon", "max_tokens", "stem_channels", "patch_size")
-        ints += ("d_model", "num_layers", "num_heads", "expert_d_model", "expert_layers", "expert_heads", "flow_steps")
+        ints += ("keypoints", "d_model", "num_layers", "num_heads", "expert_d_model", "expert_layers", "expert_heads")
+        ints += ("flow_steps",)
         for name in ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -87,7 +91,7 @@ class ModelConfig:
             )
         if not self.mlp_ratio > 0:
             raise ValueError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
-        for name, valid in (("head", HEADS), ("dtype", DTYPES), ("time_sampling", TIME_SAMPLING)):
+        for name, valid in (("vision", VISION), ("head", HEADS), ("dtype", DTYPES), ("time_sampling", TIME_SAMPLING)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"ModelConfig.{name} must be one of {valid}, got {getattr(self, name)!r}")
 
@@ -95,6 +99,8 @@ class ModelConfig:
     @property
     def tokens_per_camera(self) -> int:
         """N: image tokens per camera."""
+        if self.vision == "keypoints":
+            return self.keypoints
         return (self.image_size // self.patch_size) ** 2
 
     @property
@@ -147,6 +153,25 @@ PRESETS: dict[str, ModelConfig] = {
         expert_layers=3,
         expert_heads=4,
         flow_steps=5,
+    ),
+    # Trains on a laptop CPU (~0.6M parameters): spatial-softmax keypoints instead of patches (16 tokens per
+    # camera that say where something is to sub-pixel precision and what it looks like), L1 chunk regression
+    # (one forward pass per chunk), 64 px images, horizon 20. The preset of the first closed-loop results.
+    "vla-xs": ModelConfig(
+        image_size=64,
+        horizon=20,
+        max_tokens=16,
+        stem_layers=2,
+        stem_channels=16,
+        vision="keypoints",
+        keypoints=16,
+        d_model=96,
+        num_layers=2,
+        num_heads=4,
+        head="l1",
+        expert_d_model=96,
+        expert_layers=2,
+        expert_heads=4,
     ),
 }
 

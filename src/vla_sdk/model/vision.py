@@ -1,13 +1,21 @@
-"""Image encoder shared by all cameras: a small conv stem, a ViT-style patchify, 2-D sincos positions.
+"""Image encoders shared by all cameras: ``[B, H, W, 3]`` in [-1, 1] -> ``[B, N, d_model]``.
 
-``[B, H, W, 3]`` in [-1, 1] -> ``[B, N, d_model]`` with ``N = (H / patch_size)^2``. The stem is ``stem_layers``
-3x3 stride-2 GELU convolutions; a non-overlapping convolution then covers the remaining stride. Tokens of one image
-never mix with other images here: all mixing happens in the prefix transformer, under its masks.
+Both start with ``stem_layers`` 3x3 stride-2 GELU convolutions.
+
+* ``vision="patches"`` (:class:`VisionEncoder`): a ViT-style patchify covers the remaining stride, plus fixed 2-D
+  sincos positions: ``N = (H / patch_size)^2`` tokens.
+* ``vision="keypoints"`` (:class:`KeypointEncoder`): one more 3x3 conv, then ``N = keypoints`` spatial-softmax maps
+  (Levine et al. 2016, as robomimic and Diffusion Policy use). Each keypoint's token is projected from its expected
+  image coordinates (where, to sub-pixel precision) and the features pooled under its map (what). Few tokens that
+  localize small objects precisely: the encoder of choice for training from scratch on little data.
+
+Tokens of one image never mix with other images here: all mixing happens in the prefix transformer, under its masks.
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -26,18 +34,30 @@ def sincos_2d(grid: int, dim: int) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def conv_stem(config: ModelConfig, rngs: nnx.Rngs) -> tuple[nnx.List, int]:
+    """``stem_layers`` 3x3 stride-2 convolutions and the channel count they end with."""
+    stem, channels = [], 3
+    for _ in range(config.stem_layers):
+        stem.append(
+            nnx.Conv(
+                channels, config.stem_channels, (3, 3), strides=2, padding="SAME", dtype=config.compute_dtype, rngs=rngs
+            )
+        )
+        channels = config.stem_channels
+    return nnx.List(stem), channels
+
+
+def make_vision_encoder(config: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
+    """The encoder ``config.vision`` names."""
+    return KeypointEncoder(config, rngs=rngs) if config.vision == "keypoints" else VisionEncoder(config, rngs=rngs)
+
+
 class VisionEncoder(nnx.Module):
     """Conv stem + patchify + LayerNorm + fixed 2-D positions."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         dtype = config.compute_dtype
-        stem, channels = [], 3
-        for _ in range(config.stem_layers):
-            stem.append(
-                nnx.Conv(channels, config.stem_channels, (3, 3), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
-            )
-            channels = config.stem_channels
-        self.stem = nnx.List(stem)
+        self.stem, channels = conv_stem(config, rngs)
         rest = config.patch_size // 2**config.stem_layers
         self.patchify = nnx.Conv(
             channels, config.d_model, (rest, rest), strides=rest, padding="VALID", dtype=dtype, rngs=rngs
@@ -52,3 +72,38 @@ class VisionEncoder(nnx.Module):
         b, h, w, d = x.shape
         x = self.ln(x.reshape(b, h * w, d))
         return x + sincos_2d(h, d).astype(x.dtype)  # a compile-time constant, not a parameter
+
+
+def spatial_softmax(logits: jax.Array, feats: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Keypoints from ``logits [B, h, w, K]``: expected (x, y) ``[B, K, 2]`` in [-1, 1] (x to the right, y down,
+    pixel centres at the ends) under each map's softmax over the image, and ``feats [B, h, w, C]`` pooled under it
+    ``[B, K, C]``. Computed in float32."""
+    b, h, w, k = logits.shape
+    attn = jax.nn.softmax(logits.reshape(b, h * w, k).astype(jnp.float32), axis=1)  # [B, hw, K]
+    ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    grid = np.stack([xs.reshape(-1), ys.reshape(-1)], axis=1).astype(np.float32)  # [hw, 2]
+    where = jnp.einsum("bnk,nd->bkd", attn, grid)
+    what = jnp.einsum("bnk,bnc->bkc", attn, feats.reshape(b, h * w, -1).astype(jnp.float32))
+    return where, what
+
+
+class KeypointEncoder(nnx.Module):
+    """Conv stem + 3x3 conv + spatial softmax: ``keypoints`` tokens, each from (x, y, pooled features)."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        dtype, c = config.compute_dtype, config.stem_channels
+        self.stem, channels = conv_stem(config, rngs)
+        self.conv = nnx.Conv(channels, c, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+        self.logits = nnx.Conv(c, config.keypoints, (1, 1), dtype=dtype, rngs=rngs)
+        self.proj = nnx.Linear(c + 2, config.d_model, dtype=dtype, rngs=rngs)
+        self.embed = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.keypoints, config.d_model)))
+        self.ln = nnx.LayerNorm(config.d_model, epsilon=1e-6, dtype=dtype, rngs=rngs)
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = images
+        for conv in self.stem:
+            x = jax.nn.gelu(conv(x))
+        feats = jax.nn.gelu(self.conv(x))  # [B, h, w, C]
+        where, what = spatial_softmax(self.logits(feats), feats)
+        tokens = self.proj(jnp.concatenate([where, what], axis=-1).astype(feats.dtype))
+        return self.ln(tokens + self.embed[...].astype(tokens.dtype))

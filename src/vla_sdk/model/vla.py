@@ -27,7 +27,7 @@ from vla_sdk.model.config import ModelConfig
 from vla_sdk.model.heads import HEAD_CLASSES
 from vla_sdk.model.tokenizer import VOCAB_SIZE
 from vla_sdk.model.transformer import Encoder, linear
-from vla_sdk.model.vision import VisionEncoder
+from vla_sdk.model.vision import make_vision_encoder
 
 
 def _images(obs: Observation, config: ModelConfig, batch_size: int):
@@ -59,7 +59,7 @@ class VLA(nnx.Module):
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
         d, dtype = config.d_model, config.compute_dtype
-        self.vision = VisionEncoder(config, rngs=rngs)
+        self.vision = make_vision_encoder(config, rngs)
         self.camera_embed = nnx.Param(0.02 * jax.random.normal(rngs.params(), (len(config.cameras), d)))
         self.state_proj = linear(2 * config.state_dim, d, dtype, rngs)  # [state * mask, mask] -> one token
         self.token_embed = nnx.Embed(VOCAB_SIZE, d, dtype=dtype, rngs=rngs)

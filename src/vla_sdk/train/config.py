@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 
 FINETUNE = ("full", "lora", "head")
+
+
+def parse_model_fields(items: list[str]) -> dict:
+    """``["image_size=96", "vision=keypoints"]`` -> ``{"image_size": 96, "vision": "keypoints"}`` (JSON values,
+    else strings); ModelConfig checks the names and values when the run builds its model."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model expects FIELD=VALUE (e.g. image_size=96), got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -27,6 +43,7 @@ class TrainConfig:
     data: tuple[str, ...]  # dataset folders (one robot; see `vla record`)
     out: str  # run folder: checkpoints/, best/, metrics.jsonl, events (TensorBoard), config.json
     preset: str | None = "vla-s"  # model preset when not fine-tuning a checkpoint
+    model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset
     base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from
     steps: int = 3000  # optimizer steps (fitted down by time_budget)
     batch_size: int = 32  # global batch (split over all devices)
@@ -66,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.eval_every and not self.eval_task:
             raise ValueError("--eval-every needs --eval-task ROBOT/TASK")
+        if self.model and self.base is not None:
+            raise ValueError("--model changes a preset; a --base checkpoint keeps its own model config")
         if self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError("lr must be > 0 and warmup_steps >= 0")
 

@@ -57,6 +57,8 @@ def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) 
         mcfg = mcfg.replace(cameras=tuple(cameras))
     else:
         mcfg = get_preset(cfg.preset)
+        if cfg.model:
+            mcfg = ModelConfig.from_dict({**mcfg.to_dict(), **cfg.model})
         mcfg = mcfg.replace(
             cameras=tuple(cameras[: len(mcfg.cameras)]) if len(cameras) >= len(mcfg.cameras) else tuple(cameras)
         )
@@ -174,13 +176,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             state, m = stepper.train_step(state, next(data))
             step += 1
             steps_timed += 1
+            if steps_timed in (1, 6) and cfg.time_budget:  # steps run asynchronously: wait for them to time them
+                jax.block_until_ready(m)
             if steps_timed == 1:
                 t_compiled = time.perf_counter()  # step time is measured after compilation
             if steps_timed == 6 and cfg.time_budget:  # fit the step count to the time budget once, early
                 per_step = (time.perf_counter() - t_compiled) / 5
                 reserve = min(60.0, 0.1 * cfg.time_budget)  # for the final checkpoint and evaluation
                 left = cfg.time_budget - (time.perf_counter() - t_start) - reserve
-                fitted = max(step + 1, min(total, int(left / per_step)))
+                fitted = max(step + 1, min(total, step + int(left / per_step)))  # resumed runs count on
                 if fitted < total:
                     total, cfg = fitted, cfg.replace(steps=fitted)
                     stepper = Stepper(model, cfg, total, mesh)  # same state structure, schedule over fewer steps
