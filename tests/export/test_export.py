@@ -67,7 +67,7 @@ def test_manifest_contents(exported, reference):
     assert m["embodiment"]["name"] == "fr3" and m["embodiment"]["control_hz"] == 20.0
     assert m["action_names"][-1] == "gripper" and set(m["stats"]) >= {"observation.state", "action"}
     q = m["quantization"]
-    assert q["float_kept"]["token_embed.embedding"] == "embedding"
+    assert q["tensors"]["token_embed.embedding"]["mode"] == "int8" and "token_embed.embedding" not in q["float_kept"]
     assert q["tensors"]["encoder.blocks.0.mlp.fc1.kernel"]["mode"] == "int8"
     assert art.weights["encoder.blocks.0.mlp.fc1.kernel.q"].dtype == np.int8
     assert set(m["parts"]) == {"weights.npz", "sample.stablehlo"} and len(m["manifest_sha256"]) == 64

@@ -9,9 +9,10 @@ Modes (per tensor; which tensors are eligible is decided by :func:`keep_float_re
         channel; two values per uint8 (even input row in the low nibble, odd row in the high nibble). The input dim
         (all axes but the last, flattened, so conv kernels too) is zero-padded to a multiple of :data:`GROUP`
 
-Tensors that stay float32 (with the reason, listed in the artifact): biases, norm scales, embedding and position
-tables, kernels under :data:`MIN_ELEMENTS` elements, and the final action projection (its error goes straight into
-the actions, and it is small). Imports numpy and jax only.
+Tensors that stay float32 (with the reason, listed in the artifact): biases, norm scales, learned position and
+query tables, kernels and embedding tables under :data:`MIN_ELEMENTS` elements (a token table [V, d] of at least
+that size is quantized like a kernel: scales per embedding dim), and the final action projection (its error goes
+straight into the actions, and it is small). Imports numpy and jax only.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def keep_float_reason(name: str, w: np.ndarray) -> str | None:
         return "bias"
     if leaf == "scale":
         return "norm"
-    if leaf != "kernel":
-        return "embedding" if leaf == "embedding" else "embedding/position table"
+    if leaf not in ("kernel", "embedding"):
+        return "embedding/position table"
     if w.ndim < 2:
         return "not a matrix"
     if w.size < MIN_ELEMENTS:
