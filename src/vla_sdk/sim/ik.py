@@ -23,7 +23,10 @@ class EndEffectorIK:
         orientation_cost: float = 0.5,
         posture_cost: float = 1e-3,
         iterations: int = 4,
+        joint_posture_costs: dict[str, float] | None = None,
     ):
+        """``joint_posture_costs`` (joint name -> cost) holds chosen joints closer to their start than the rest:
+        it settles redundancies (e.g. a forearm roll against a wrist rotation) the same way in every episode."""
         self.embodiment = embodiment
         self.model = mujoco.MjModel.from_xml_path(str(embodiment.model_path))
         self.configuration = mink.Configuration(self.model)
@@ -34,7 +37,10 @@ class EndEffectorIK:
             )
             for ee in embodiment.end_effectors
         }
-        self.posture = mink.PostureTask(self.model, cost=posture_cost)
+        cost = np.full(self.model.nv, posture_cost)
+        for name, value in (joint_posture_costs or {}).items():
+            cost[self.model.jnt_dofadr[self.model.joint(name).id]] = value  # KeyError names an unknown joint
+        self.posture = mink.PostureTask(self.model, cost=cost)
         self.limits = [mink.ConfigurationLimit(self.model)]
         self._qadr = {d.name: self.model.jnt_qposadr[self.model.joint(d.joint).id] for d in embodiment.dims}
 

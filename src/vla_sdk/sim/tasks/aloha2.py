@@ -26,9 +26,9 @@ TO_LEFT = np.array([-1.0, 0.0, 0.0])  # the right arm's horizontal approach
 TO_RIGHT = np.array([1.0, 0.0, 0.0])  # the left arm's horizontal approach
 
 
-def _expert(task: Task, waypoints: list[Waypoint]) -> WaypointExpert:
+def _expert(task: Task, waypoints: list[Waypoint], **ik_options) -> WaypointExpert:
     p = task.physics
-    return WaypointExpert(EndEffectorIK(p.embodiment), p.dt, p.state(), waypoints)
+    return WaypointExpert(EndEffectorIK(p.embodiment, **ik_options), p.dt, p.state(), waypoints)
 
 
 class TransferCube(Task):
@@ -66,10 +66,13 @@ class TransferCube(Task):
     def make_expert(self):
         p = self.physics
         c = p.body_pos("cube")
-        yaw = nearest_grasp_yaw(body_yaw(p.body_xmat("cube")), np.pi / 2)
+        # Finger yaws near -pi/2 are the right arm's natural ones (forearm roll ~0); with the forearm roll held
+        # near its start, every demonstration takes the same joint-space route (else the IK splits a rotation
+        # between forearm roll and wrist rotate differently per seed, +-pi apart: unlearnable demonstrations).
+        yaw = nearest_grasp_yaw(body_yaw(p.body_xmat("cube")), -np.pi / 2)
         grasp = top_down(yaw, DOWN)
         meet = np.array([0.0, 0.0, 0.22])  # cube centre at the handover
-        r_hand = top_down(np.pi / 2, TO_LEFT)  # fingers along y, pointing at the left arm
+        r_hand = top_down(-np.pi / 2, TO_LEFT)  # fingers along y, pointing at the left arm
         l_hand = top_down(np.pi / 2 + np.pi / 2, TO_RIGHT)  # fingers vertical: grip the cube's top and bottom
         depth = 0.01  # the cube centre sits this far beyond the site along the approach
         wps = [
@@ -89,7 +92,7 @@ class TransferCube(Task):
             Waypoint(6.6, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
             Waypoint(7.4, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
         ]
-        return _expert(self, wps)
+        return _expert(self, wps, joint_posture_costs={"left/forearm_roll": 0.05, "right/forearm_roll": 0.05})
 
 
 def _fingers(p, arm: str) -> set[int]:

@@ -59,12 +59,15 @@ class PickPlaceExpert:
     GRASP_DEPTH = 0.003  # the tcp goes this far below the object's centre: pad tips 0.01 m above the table
     CARRY_Z = 0.17  # object centre height while carrying: clears bin walls and other objects
 
-    def __init__(self, task: Task, body: str, goal: np.ndarray, goal_yaw: float | None = None):
+    def __init__(self, task: Task, body: str, goal: np.ndarray, goal_yaw: float | None = None, align: bool = True):
         self.physics, self.body = task.physics, body
         self.goal, self.goal_yaw = np.asarray(goal, float), goal_yaw
         p = self.physics
         c = p.body_pos(body)
-        self.yaw = nearest_grasp_yaw(body_yaw(p.body_xmat(body)), HOME_YAW)
+        # align=False keeps the home hand yaw: the open fingers (0.104 m) span a 0.05 m cube at any yaw (diagonal
+        # 0.071 m) and closing squares it between the pads. Demonstrations then depend on where the cube is, not
+        # on its orientation, which a small policy cannot read from a few pixels.
+        self.yaw = nearest_grasp_yaw(body_yaw(p.body_xmat(body)), HOME_YAW) if align else HOME_YAW
         grasp = _hand(self.yaw)
         grasp_pos = c + [0.0, 0.0, -self.GRASP_DEPTH]
         wps = [
@@ -164,7 +167,7 @@ class PickPlace(_BinTask):
         return self.in_bin("cube")
 
     def make_expert(self):
-        return PickPlaceExpert(self, "cube", self.bin_goal())
+        return PickPlaceExpert(self, "cube", self.bin_goal(), align=False)
 
 
 class Stack(_Fr3Task):
