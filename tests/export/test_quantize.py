@@ -60,3 +60,12 @@ def test_float_kept_layers_and_unknown_mode():
     assert meta["float_kept"] == {"a.qkv.bias": "bias"} and stored["a.qkv.kernel.q"].dtype == np.int8
     with pytest.raises(ValueError, match=r"unknown quantization mode 'int3'.*none, bf16, int8, int4"):
         quantize_params([], "int3")
+
+
+def test_int4_groups_divide_the_rows_when_they_can():
+    """A 96-row kernel (d_model 96) takes one group of 96: no padding, a third fewer bytes than groups of 64."""
+    w = np.random.default_rng(3).standard_normal((96, 64)).astype(np.float32)
+    arrays, info = quantize_tensor("x.kernel", w, "int4")
+    assert info["group_size"] == 96 and arrays["q"].shape == (48, 64) and arrays["scale"].shape == (1, 64)
+    assert info["rel_rms_error"] < 0.15
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda a: dequantize(info, a))(arrays)), dequantize(info, arrays, np))

@@ -5,9 +5,10 @@ Modes (per tensor; which tensors are eligible is decided by :func:`keep_float_re
   none  every tensor float32
   bf16  eligible kernels stored as bfloat16 bit patterns (uint16), widened to float32 inside the exported function
   int8  eligible kernels symmetric int8, one float32 scale per output channel (the last axis): ``w = q * scale``
-  int4  eligible kernels symmetric int4 in [-7, 7], one float32 scale per group of :data:`GROUP` input rows and output
-        channel; two values per uint8 (even input row in the low nibble, odd row in the high nibble). The input dim
-        (all axes but the last, flattened, so conv kernels too) is zero-padded to a multiple of :data:`GROUP`
+  int4  eligible kernels symmetric int4 in [-7, 7], one float32 scale per group of input rows (32-128, see
+        :func:`int4_group`) and output channel; two values per uint8 (even input row in the low nibble, odd row in
+        the high nibble). The input dim (all axes but the last, flattened, so conv kernels too) is zero-padded to a
+        multiple of the group when no group size divides it
 
 Tensors that stay float32 (with the reason, listed in the artifact): biases, norm scales, learned position and
 query tables, kernels and embedding tables under :data:`MIN_ELEMENTS` elements (a token table [V, d] of at least
@@ -69,15 +70,22 @@ def quantize_int8(w: np.ndarray) -> dict[str, np.ndarray]:
     return {"q": q, "scale": scale}
 
 
+def int4_group(rows: int) -> int:
+    """Input rows per int4 scale: the largest even divisor of ``rows`` in [32, 128] (no padding: a 96-row kernel
+    takes one group of 96, not two of 64 with a third of them padding), else :data:`GROUP` with zero padding."""
+    return next((g for g in range(128, 31, -2) if rows % g == 0), GROUP)
+
+
 def quantize_int4(w: np.ndarray) -> dict[str, np.ndarray]:
     out = w.shape[-1]
     rows = math.prod(w.shape[:-1])
-    groups = -(-rows // GROUP)
-    w2 = np.zeros((groups * GROUP, out), np.float32)
+    group = int4_group(rows)
+    groups = -(-rows // group)
+    w2 = np.zeros((groups * group, out), np.float32)
     w2[:rows] = w.reshape(rows, out)
-    wg = w2.reshape(groups, GROUP, out)
+    wg = w2.reshape(groups, group, out)
     scale = _safe_scale(np.abs(wg).max(1), 7)  # [G, out]
-    q = np.clip(np.round(wg / scale[:, None, :]), -7, 7).astype(np.int8).reshape(groups * GROUP, out)
+    q = np.clip(np.round(wg / scale[:, None, :]), -7, 7).astype(np.int8).reshape(groups * group, out)
     nib = (q & 0xF).astype(np.uint8)  # two's complement nibbles
     return {"q": (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8), "scale": scale}
 
@@ -97,7 +105,7 @@ def quantize_tensor(name: str, w: np.ndarray, mode: str) -> tuple[dict[str, np.n
         arrays = quantize_int4(w)
     info = {"mode": stored_mode, "shape": list(w.shape), "arrays": sorted(arrays)}
     if stored_mode == "int4":
-        info["group_size"] = GROUP
+        info["group_size"] = int4_group(math.prod(w.shape[:-1]))
     if reason is not None:
         info["float_reason"] = reason
     if stored_mode != "float32":  # relative RMS error of the stored weights, from the numpy round trip
@@ -146,7 +154,7 @@ def quantize_params(named: list[tuple[str, np.ndarray]], mode: str) -> tuple[dic
     kept = {n: i["float_reason"] for n, i in tensors.items() if "float_reason" in i}
     return stored, {
         "mode": mode,
-        "group_size": GROUP if mode == "int4" else None,
+        "group_size": "per tensor (tensors.<name>.group_size)" if mode == "int4" else None,
         "min_elements": MIN_ELEMENTS,
         "tensors": tensors,
         "float_kept": kept,
