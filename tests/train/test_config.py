@@ -28,3 +28,27 @@ def test_model_fields_change_the_preset_and_are_checked():
         _model_config(cfg.replace(model={"vision": "resnet"}), ["a", "b"], None)
     with pytest.raises(ValueError, match="--model changes a preset"):
         TrainConfig(data=("d",), out="r", preset=None, base="ckpt", model={"horizon": 40})
+
+
+def test_base_weights_are_all_kept_for_the_same_robot():
+    """Restored checkpoints key list items by string ("0"): every weight of a same-robot base must still be found."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from vla_sdk.model import VLA
+    from vla_sdk.train.loop import _load_base
+
+    cfg = get_preset("vla-tiny")
+    base = nnx.to_pure_dict(nnx.state(VLA(cfg, rngs=nnx.Rngs(1)), nnx.Param))
+
+    def as_restored(tree):  # what orbax gives back: string keys, numpy leaves
+        return {str(k): as_restored(v) for k, v in tree.items()} if isinstance(tree, dict) else np.asarray(tree)
+
+    logs = []
+    params = _load_base(VLA(cfg, rngs=nnx.Rngs(2)), as_restored(base), {"embodiment": {"name": "fr3"}},
+                        {"name": "fr3"}, logs.append)
+    n = len(jax.tree.leaves(base))
+    assert f"kept {n} weight arrays, re-initialised 0" in logs[0]
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base), strict=True):
+        np.testing.assert_array_equal(a, b)

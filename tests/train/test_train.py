@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,7 +215,9 @@ def test_finetune_base_on_another_robot(demos, fr3_demos, cache, tmp_path, capsy
         == 0
     )
     err = capsys.readouterr().err
-    assert "kept" in err and "re-initialised" in err
+    kept, reinit = map(int, re.search(r"kept (\d+) weight arrays, re-initialised (\d+)", err).groups())
+    assert reinit <= 6 and "encoder" not in err.split("re-initialised")[1]  # only the action slots are new
+    assert kept > 50
     policy = Policy.load(run)
     assert policy.robot == "fr3" and policy.cameras == ("cam_external", "cam_wrist")
     assert policy(

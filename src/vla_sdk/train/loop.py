@@ -66,6 +66,13 @@ def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) 
     return mcfg.replace(dtype=dtype)
 
 
+def _child(tree, key):
+    """``tree[key]``; restored checkpoints key list items by string ("0"), the live model by int (0)."""
+    if not isinstance(tree, dict):
+        return None
+    return tree[key] if key in tree else tree.get(str(key))
+
+
 def _load_base(model: VLA, base_params: dict, base_meta: dict, embodiment: dict, log) -> dict:
     """Fresh params of ``model`` with every same-shaped weight taken from the base; on a new embodiment the action
     head's input/output projections (the per-dimension action slots) stay freshly initialised."""
@@ -76,7 +83,7 @@ def _load_base(model: VLA, base_params: dict, base_meta: dict, embodiment: dict,
     def walk(f, b, path):
         nonlocal kept
         if isinstance(f, dict):
-            return {k: walk(v, b.get(k) if isinstance(b, dict) else None, (*path, k)) for k, v in f.items()}
+            return {k: walk(v, _child(b, k), (*path, k)) for k, v in f.items()}
         name = "/".join(map(str, path))
         action_slot = path[0] == "head" and any("action" in str(p) for p in path)
         if b is None or np.shape(b) != np.shape(f) or (action_slot and not same_robot):
