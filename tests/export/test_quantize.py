@@ -50,9 +50,11 @@ def test_float_kept_layers_and_unknown_mode():
     assert keep_float_reason("encoder.ln.scale", np.zeros(64)) == "norm"
     assert keep_float_reason("a.fc1.bias", np.zeros(64)) == "bias"
     assert keep_float_reason("token_embed.embedding", np.zeros((259, 64))) is None  # large tables are quantized
-    assert keep_float_reason("token_embed.embedding", np.zeros((16, 64))).startswith("small")
+    assert keep_float_reason("token_embed.embedding", np.zeros((8, 64))).startswith("small")
     assert keep_float_reason("camera_embed", np.zeros((2, 64))) == "embedding/position table"
-    assert keep_float_reason("head.action_in.kernel", np.zeros((32, 64))).startswith("small")
+    assert keep_float_reason("head.action_in.kernel", np.zeros((16, 32))).startswith("small")
+    assert keep_float_reason("head.queries", np.zeros((20, 96))) is None  # tables of >= 1024 elements: quantized
+    assert keep_float_reason("token_pos", np.zeros((8, 64))) == "embedding/position table"
     assert keep_float_reason("head.action_out.kernel", np.zeros((256, 32))) == "final action projection"
     assert keep_float_reason("a.qkv.kernel", kernel) is None
     stored, meta = quantize_params([("a.qkv.kernel", kernel), ("a.qkv.bias", np.zeros(64))], "int8")
@@ -69,3 +71,18 @@ def test_int4_groups_divide_the_rows_when_they_can():
     assert info["group_size"] == 96 and arrays["q"].shape == (48, 64) and arrays["scale"].shape == (1, 64)
     assert info["rel_rms_error"] < 0.15
     np.testing.assert_allclose(np.asarray(jax.jit(lambda a: dequantize(info, a))(arrays)), dequantize(info, arrays, np))
+
+
+def test_small_even_kernels_are_one_int4_group_and_scales_are_float16():
+    w = np.random.default_rng(4).standard_normal((18, 96)).astype(np.float32)  # vla-xs keypoint projection
+    arrays, info = quantize_tensor("vision.proj.kernel", w, "int4")
+    assert info["group_size"] == 18 and arrays["q"].shape == (9, 96) and arrays["scale"].shape == (1, 96)
+    for mode in ("int8", "int4"):
+        arrays, info = quantize_tensor("x.kernel", w, mode)
+        assert arrays["scale"].dtype == np.float16
+        # values were rounded against the float16 scale: the measured error is the stored one, and it is small
+        err = np.sqrt(np.mean((dequantize(info, arrays, np) - w) ** 2)) / np.sqrt(np.mean(w**2))
+        assert abs(err - info["rel_rms_error"]) < 1e-6 and err < {"int8": 0.01, "int4": 0.15}[mode]
+    tiny = np.full((64, 32), 1e-9, np.float32)  # below float16's normal range: dequantizes to ~0, not inf/nan
+    arrays, info = quantize_tensor("t.kernel", tiny, "int8")
+    assert np.all(np.isfinite(dequantize(info, arrays, np))) and np.abs(dequantize(info, arrays, np)).max() < 1e-4

@@ -31,7 +31,9 @@ FORMAT = "vla-sdk-artifact"
 FORMAT_VERSION = 1
 MANIFEST, WEIGHTS, FUNCTION = "manifest.json", "weights.npz", "sample.stablehlo"
 PARTS = (WEIGHTS, FUNCTION)
-COMPRESS = {FUNCTION: zipfile.ZIP_DEFLATED}  # per part; the rest is stored
+# Every part is deflated: the manifest ~7x, the graph ~2x, quantized weights 10-15 % (small integers and the npy
+# headers of ~100 arrays), float32 weights ~8 %. Inflating costs milliseconds at load.
+COMPRESS = {WEIGHTS: zipfile.ZIP_DEFLATED, FUNCTION: zipfile.ZIP_DEFLATED}
 
 
 class ArtifactError(ValueError):
@@ -88,7 +90,7 @@ def write_artifact(path: str | Path, manifest: dict, parts: dict[str, bytes]) ->
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False)
             z.writestr(MANIFEST, text, compress_type=zipfile.ZIP_DEFLATED)  # ~5x smaller
-            for name in PARTS:  # quantized weights do not compress; the serialized graph does (~3x)
+            for name in PARTS:
                 z.writestr(name, parts[name], compress_type=COMPRESS.get(name, zipfile.ZIP_STORED))
         os.replace(tmp, path)
     finally:

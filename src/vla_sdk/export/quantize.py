@@ -4,16 +4,19 @@ Modes (per tensor; which tensors are eligible is decided by :func:`keep_float_re
 
   none  every tensor float32
   bf16  eligible kernels stored as bfloat16 bit patterns (uint16), widened to float32 inside the exported function
-  int8  eligible kernels symmetric int8, one float32 scale per output channel (the last axis): ``w = q * scale``
-  int4  eligible kernels symmetric int4 in [-7, 7], one float32 scale per group of input rows (32-128, see
+  int8  eligible kernels symmetric int8, one float16 scale per output channel (the last axis): ``w = q * scale``
+  int4  eligible kernels symmetric int4 in [-7, 7], one float16 scale per group of input rows (32-128, see
         :func:`int4_group`) and output channel; two values per uint8 (even input row in the low nibble, odd row in
         the high nibble). The input dim (all axes but the last, flattened, so conv kernels too) is zero-padded to a
         multiple of the group when no group size divides it
 
-Tensors that stay float32 (with the reason, listed in the artifact): biases, norm scales, learned position and
-query tables, kernels and embedding tables under :data:`MIN_ELEMENTS` elements (a token table [V, d] of at least
-that size is quantized like a kernel: scales per embedding dim), and the final action projection (its error goes
-straight into the actions, and it is small). Imports numpy and jax only.
+Scales are float16 (half the bytes of float32; their 2^-11 relative rounding is far below the quantization step)
+and the values are rounded against the float16 scale, so what is stored is what was measured.
+
+Tensors that stay float32 (with the reason, listed in the artifact): biases, norm scales, kernels and tables
+(token, position, query) under :data:`MIN_ELEMENTS` elements, and the final action projection (its error goes
+straight into the actions, and it is small). A table [N, d] of at least that size is quantized like a kernel:
+scales per embedding dim. Imports numpy and jax only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 MODES = ("none", "bf16", "int8", "int4")
 GROUP = 64  # int4: input rows per scale
-MIN_ELEMENTS = 4096  # kernels smaller than this stay float32
+MIN_ELEMENTS = 1024  # kernels smaller than this stay float32
 ACTION_PROJECTION = "head.action_out.kernel"
 
 
@@ -43,19 +46,25 @@ def keep_float_reason(name: str, w: np.ndarray) -> str | None:
         return "bias"
     if leaf == "scale":
         return "norm"
-    if leaf not in ("kernel", "embedding"):
-        return "embedding/position table"
+    table = leaf not in ("kernel", "embedding")  # learned position / query / keypoint tables [N, d]
     if w.ndim < 2:
-        return "not a matrix"
+        return "embedding/position table" if table else "not a matrix"
     if w.size < MIN_ELEMENTS:
-        return f"small (< {MIN_ELEMENTS} elements)"
+        return "embedding/position table" if table else f"small (< {MIN_ELEMENTS} elements)"
     if name == ACTION_PROJECTION:
         return "final action projection"
     return None
 
 
+SCALE_DTYPE = np.float16
+_TINY = float(np.finfo(np.float16).tiny)  # smallest normal float16
+
+
 def _safe_scale(absmax: np.ndarray, levels: int) -> np.ndarray:
-    return np.where(absmax > 0, absmax / levels, 1.0).astype(np.float32)  # an all-zero channel dequantizes to 0
+    """float16 scales; an all-zero channel gets scale 1 and dequantizes to 0, a channel too small for float16's
+    normal range gets the smallest normal scale (its values round to 0: an error below 1e-4 absolute)."""
+    scale = np.where(absmax > 0, np.maximum(absmax / levels, _TINY), 1.0)
+    return scale.astype(SCALE_DTYPE)
 
 
 def to_bf16_bits(w: np.ndarray) -> np.ndarray:
@@ -66,14 +75,15 @@ def to_bf16_bits(w: np.ndarray) -> np.ndarray:
 
 def quantize_int8(w: np.ndarray) -> dict[str, np.ndarray]:
     scale = _safe_scale(np.abs(w).reshape(-1, w.shape[-1]).max(0), 127)  # [out]
-    q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    q = np.clip(np.round(w / scale.astype(np.float32)), -127, 127).astype(np.int8)
     return {"q": q, "scale": scale}
 
 
 def int4_group(rows: int) -> int:
     """Input rows per int4 scale: the largest even divisor of ``rows`` in [32, 128] (no padding: a 96-row kernel
-    takes one group of 96, not two of 64 with a third of them padding), else :data:`GROUP` with zero padding."""
-    return next((g for g in range(128, 31, -2) if rows % g == 0), GROUP)
+    takes one group of 96, not two of 64 with a third of them padding; an even kernel of under 32 rows is one group),
+    else :data:`GROUP` with zero padding."""
+    return next((g for g in range(128, 1, -2) if rows % g == 0 and (g >= 32 or g == rows)), GROUP)
 
 
 def quantize_int4(w: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,7 +95,7 @@ def quantize_int4(w: np.ndarray) -> dict[str, np.ndarray]:
     w2[:rows] = w.reshape(rows, out)
     wg = w2.reshape(groups, group, out)
     scale = _safe_scale(np.abs(wg).max(1), 7)  # [G, out]
-    q = np.clip(np.round(wg / scale[:, None, :]), -7, 7).astype(np.int8).reshape(groups * group, out)
+    q = np.clip(np.round(wg / scale.astype(np.float32)[:, None, :]), -7, 7).astype(np.int8).reshape(groups * group, out)
     nib = (q & 0xF).astype(np.uint8)  # two's complement nibbles
     return {"q": (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8), "scale": scale}
 
@@ -124,9 +134,9 @@ def dequantize(info: dict, arrays: dict, xp=jnp):
         bits = arrays["w"].astype(xp.uint32) << 16
         return bits.view(np.float32) if xp is np else jax.lax.bitcast_convert_type(bits, jnp.float32)
     if mode == "int8":
-        return arrays["q"].astype(xp.float32) * arrays["scale"]
+        return arrays["q"].astype(xp.float32) * arrays["scale"].astype(xp.float32)
     if mode == "int4":
-        packed, scale = arrays["q"], arrays["scale"]
+        packed, scale = arrays["q"], arrays["scale"].astype(xp.float32)
         nib = xp.stack([packed & 0xF, packed >> 4], axis=1).reshape(-1, packed.shape[-1]).astype(xp.int32)
         q = xp.where(nib >= 8, nib - 16, nib).astype(xp.float32)
         groups, out = scale.shape
