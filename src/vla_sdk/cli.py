@@ -176,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-budget", help="wall-clock budget, e.g. 48h or 90m: steps are fitted to it")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-augment", action="store_true", help="no image augmentation")
+    tr.add_argument(
+        "--state-noise",
+        type=float,
+        default=0.0,
+        help="std of noise on the normalized robot state while training (e.g. 0.2): makes the policy use its "
+        "cameras instead of extrapolating the demonstration from the arm's pose (default 0)",
+    )
     tr.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: bf16 on GPU, fp32 CPU)")
     tr.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default ~/.cache/vla-sdk/frames)")
     tr.add_argument(

@@ -148,6 +148,7 @@ def train(args) -> int:
         time_budget=parse_duration(args.time_budget),
         seed=args.seed,
         augment=not args.no_augment,
+        state_noise=args.state_noise,
         dtype=args.dtype,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
     )

@@ -29,3 +29,9 @@ def augment_images(rng: jax.Array, images: dict[str, jax.Array]) -> dict[str, ja
         x = jax.vmap(_one, in_axes=(0, 0, None))(keys, img.astype(jnp.float32) / 255.0, max(1, h // 16))
         out[cam] = x * 2.0 - 1.0
     return out
+
+
+def noisy_state(rng: jax.Array, state: jax.Array, state_mask: jax.Array, std: float) -> jax.Array:
+    """Normalized state [B, S] + N(0, std^2) on the real dimensions (``state_mask``); padded dims stay zero."""
+    noise = std * jax.random.normal(rng, state.shape, state.dtype)
+    return jnp.where(state_mask, state + noise, state)

@@ -57,6 +57,8 @@ class TrainConfig:
     lora_rank: int = 16  # rank of the LoRA adapters
     val_episodes: int = 0  # episodes held out (the last K of each dataset) for validation loss
     augment: bool = True  # random shift and colour jitter on training images
+    state_noise: float = 0.0  # std of Gaussian noise added to the normalized robot state while training: the
+    # policy cannot extrapolate the demonstration from the arm's exact pose ("copycat") and must look at the images
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
     eval_every: int = 0  # steps between evaluations (0: never)
     eval_episodes: int = 10
@@ -77,6 +79,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "save_every", "keep", "log_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.state_noise <= 2.0:
+            raise ValueError(f"--state-noise must be in [0, 2] (normalized units), got {self.state_noise}")
         if self.finetune not in FINETUNE:
             raise ValueError(f"--finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if not 0.0 <= self.ema_decay < 1.0:

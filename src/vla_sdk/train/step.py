@@ -16,7 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vla_sdk.model.vla import VLA
 from vla_sdk.train import lora
-from vla_sdk.train.augment import augment_images
+from vla_sdk.train.augment import augment_images, noisy_state
 from vla_sdk.train.config import TrainConfig
 
 
@@ -69,9 +69,11 @@ class Stepper:
     def _train_step(self, state: dict, batch: dict):
         cfg = self.cfg
         rng = jax.random.fold_in(jax.random.key(cfg.seed), state["step"])
-        k_aug, k_loss = jax.random.split(rng)
+        k_aug, k_loss, k_state = jax.random.split(rng, 3)
         if cfg.augment:
             batch = {**batch, "images": augment_images(k_aug, batch["images"])}
+        if cfg.state_noise > 0:
+            batch = {**batch, "state": noisy_state(k_state, batch["state"], batch["state_mask"], cfg.state_noise)}
 
         def loss_fn(params):
             return self.model(params).loss(batch, k_loss)

@@ -1,0 +1,37 @@
+"""Training-time augmentation: state noise touches only the real state dimensions, at the asked-for scale."""
+
+import jax
+import numpy as np
+import pytest
+
+from vla_sdk.model import fake_batch, get_preset
+from vla_sdk.train.augment import augment_images, noisy_state
+from vla_sdk.train.config import TrainConfig
+
+
+def test_state_noise_only_on_real_dims_with_the_given_std():
+    b = fake_batch(get_preset("vla-tiny"), 256, rng=0, state_dims=8)
+    out = np.asarray(noisy_state(jax.random.key(1), b.state, b.state_mask, 0.2))
+    mask = np.asarray(b.state_mask)
+    assert np.array_equal(out[~mask], np.asarray(b.state)[~mask])  # padded dims: still exactly zero
+    delta = (out - np.asarray(b.state))[mask]
+    assert abs(delta.std() - 0.2) < 0.02 and abs(delta.mean()) < 0.02
+    again = np.asarray(noisy_state(jax.random.key(1), b.state, b.state_mask, 0.2))
+    assert np.array_equal(out, again)  # a key in, the same noise out
+
+
+def test_image_augmentation_takes_uint8_and_returns_model_range():
+    rng = np.random.default_rng(0)
+    imgs = {"cam_a": rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)}
+    out = np.asarray(augment_images(jax.random.key(0), imgs)["cam_a"])
+    assert out.shape == (4, 32, 32, 3) and out.dtype == np.float32
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    plain = imgs["cam_a"].astype(np.float32) / 127.5 - 1.0
+    assert np.abs(out - plain).mean() > 0.05  # shifted and jittered, not passed through
+    again = np.asarray(augment_images(jax.random.key(0), imgs)["cam_a"])
+    assert np.array_equal(out, again)
+
+
+def test_state_noise_is_checked():
+    with pytest.raises(ValueError, match="--state-noise must be in"):
+        TrainConfig(data=("d",), out="r", state_noise=-0.1)
