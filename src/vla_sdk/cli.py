@@ -177,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-augment", action="store_true", help="no image augmentation")
     tr.add_argument(
+        "--max-shift",
+        type=int,
+        help="random image shift in pixels (default: image size / 16; 0: colour jitter only, for fixed cameras "
+        "whose policy must localize objects precisely)",
+    )
+    tr.add_argument(
         "--state-noise",
         type=float,
         default=0.0,

@@ -149,6 +149,7 @@ def train(args) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         state_noise=args.state_noise,
+        max_shift=args.max_shift,
         dtype=args.dtype,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
     )

@@ -35,3 +35,18 @@ def test_image_augmentation_takes_uint8_and_returns_model_range():
 def test_state_noise_is_checked():
     with pytest.raises(ValueError, match="--state-noise must be in"):
         TrainConfig(data=("d",), out="r", state_noise=-0.1)
+
+
+def test_max_shift_zero_keeps_every_pixel_in_place():
+    """--max-shift 0: colour jitter only; brightness/contrast/saturation are monotone per image, so the ranking
+    of pixel intensities (where things are) is unchanged for a grey image."""
+    rng = np.random.default_rng(1)
+    grey = np.repeat(rng.integers(0, 256, (2, 16, 16, 1), dtype=np.uint8), 3, axis=-1)
+    out = np.asarray(augment_images(jax.random.key(3), {"cam": grey}, max_shift=0)["cam"])[..., 0]
+    shifted = np.asarray(augment_images(jax.random.key(3), {"cam": grey}, max_shift=4)["cam"])[..., 0]
+    src = grey[..., 0].astype(np.float64)
+    for b in range(2):
+        assert np.corrcoef(out[b].ravel(), src[b].ravel())[0, 1] > 0.99
+    assert min(np.corrcoef(shifted[b].ravel(), src[b].ravel())[0, 1] for b in range(2)) < 0.9
+    with pytest.raises(ValueError, match="--max-shift must be >= 0"):
+        TrainConfig(data=("d",), out="r", max_shift=-1)

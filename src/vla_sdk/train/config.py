@@ -57,6 +57,8 @@ class TrainConfig:
     lora_rank: int = 16  # rank of the LoRA adapters
     val_episodes: int = 0  # episodes held out (the last K of each dataset) for validation loss
     augment: bool = True  # random shift and colour jitter on training images
+    max_shift: int | None = None  # random shift in pixels (None: image height / 16; 0: colour jitter only). Shifts
+    # teach invariance to where things are in the image: a fixed camera that must localize objects wants little
     state_noise: float = 0.0  # std of Gaussian noise added to the normalized robot state while training: the
     # policy cannot extrapolate the demonstration from the arm's exact pose ("copycat") and must look at the images
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
@@ -79,6 +81,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "save_every", "keep", "log_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_shift is not None and self.max_shift < 0:
+            raise ValueError(f"--max-shift must be >= 0 pixels, got {self.max_shift}")
         if not 0.0 <= self.state_noise <= 2.0:
             raise ValueError(f"--state-noise must be in [0, 2] (normalized units), got {self.state_noise}")
         if self.finetune not in FINETUNE:

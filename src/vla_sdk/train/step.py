@@ -71,7 +71,7 @@ class Stepper:
         rng = jax.random.fold_in(jax.random.key(cfg.seed), state["step"])
         k_aug, k_loss, k_state = jax.random.split(rng, 3)
         if cfg.augment:
-            batch = {**batch, "images": augment_images(k_aug, batch["images"])}
+            batch = {**batch, "images": augment_images(k_aug, batch["images"], cfg.max_shift)}
         if cfg.state_noise > 0:
             batch = {**batch, "state": noisy_state(k_state, batch["state"], batch["state_mask"], cfg.state_noise)}
 
