@@ -1,4 +1,4 @@
-"""Training-time augmentation: state noise touches only the real state dimensions, at the asked-for scale."""
+"""Training-time augmentation: state noise (real dims only, at the asked-for scale) and image shift/jitter."""
 
 import jax
 import numpy as np

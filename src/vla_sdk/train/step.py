@@ -69,10 +69,11 @@ class Stepper:
     def _train_step(self, state: dict, batch: dict):
         cfg = self.cfg
         rng = jax.random.fold_in(jax.random.key(cfg.seed), state["step"])
-        k_aug, k_loss, k_state = jax.random.split(rng, 3)
+        k_aug, k_loss = jax.random.split(rng)  # as before --state-noise existed: older runs resume on the same keys
         if cfg.augment:
             batch = {**batch, "images": augment_images(k_aug, batch["images"], cfg.max_shift)}
         if cfg.state_noise > 0:
+            k_state = jax.random.fold_in(rng, 2)
             batch = {**batch, "state": noisy_state(k_state, batch["state"], batch["state_mask"], cfg.state_noise)}
 
         def loss_fn(params):
