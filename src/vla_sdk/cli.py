@@ -128,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="image size (default: robot's)")
     rec.add_argument("--source", type=Path, help="--teleop replay: the dataset whose actions are re-executed")
     rec.add_argument("--only-success", action="store_true", help="scripted: keep only successful episodes")
+    rec.add_argument(
+        "--action-noise",
+        type=float,
+        default=0.0,
+        metavar="RAD",
+        help="scripted: execute the expert's arm actions plus slowly varying noise of this std (rad) and record "
+        "the clean actions (DART: demonstrations that show corrections; try 0.02; default 0 = none)",
+    )
     rec.add_argument("--force", action="store_true", help="delete an existing dataset at --out and start over")
     rec.add_argument("--json", action="store_true", help="print a JSON summary")
 

@@ -98,6 +98,7 @@ def record(args) -> int:
         source=args.source,
         only_success=args.only_success,
         force=args.force,
+        action_noise=args.action_noise,
     )
     if args.teleop == "keyboard":
         from vla_sdk.data.keyboard import record_keyboard

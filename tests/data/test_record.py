@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from vla_sdk.cli import main
 from vla_sdk.data import layout as L
@@ -120,3 +121,42 @@ def test_replay_reproduces_states(recorded, tmp_path):
             atol=1e-4,
         )
     assert [e["success"] for e in b.episodes] == [True, True]
+
+
+def test_action_noise_records_clean_actions_from_pushed_states(tmp_path):
+    """DART: the arm executes noisy actions, the dataset keeps the expert's clean ones."""
+    kw = {"episodes": 1, "cameras": ("cam_external",), "image_size": (16, 16)}
+    record(RecordConfig("fr3/pick_place", tmp_path / "clean", **kw), progress=False)
+    record(RecordConfig("fr3/pick_place", tmp_path / "dart", action_noise=0.02, **kw), progress=False)
+    clean = Dataset(tmp_path / "clean").episode(0, decode_video=False)
+    dart = Dataset(tmp_path / "dart").episode(0, decode_video=False)
+    assert Dataset(tmp_path / "dart").episodes[0]["extra"]["action_noise"] == 0.02
+    n = 50  # the pick is planned once at reset (the place is replanned from measured poses after the lift)
+    np.testing.assert_allclose(dart["action"][:n], clean["action"][:n], atol=1e-6)
+    arm = slice(0, 7)  # fr3: 7 arm joints, then the gripper
+    drift = np.abs(dart["observation.state"][1:n, arm] - clean["observation.state"][1:n, arm])
+    assert 0.005 < drift.max() < 0.2  # pushed off the demonstration, not thrown around
+
+
+def test_action_noise_process():
+    from vla_sdk.data.record import ActionNoise
+    from vla_sdk.embodiment import load_embodiment
+
+    emb = load_embodiment("aloha2")
+    noise = ActionNoise(emb, std=0.05, tau=0.5, dt=0.02, seed=3)
+    zero = np.zeros(emb.action_dim)
+    draws = np.stack([noise(zero) for _ in range(20000)])
+    assert np.all(draws[:, emb.gripper_indices] == 0.0)
+    arm = np.delete(draws, emb.gripper_indices, axis=1)
+    assert np.allclose(arm.std(axis=0), 0.05, rtol=0.2)
+    lag1 = np.mean([np.corrcoef(arm[:-1, j], arm[1:, j])[0, 1] for j in range(arm.shape[1])])
+    assert abs(lag1 - np.exp(-0.02 / 0.5)) < 0.02  # smooth, not white
+    again = ActionNoise(emb, std=0.05, tau=0.5, dt=0.02, seed=3)
+    np.testing.assert_array_equal(again(zero), draws[0])  # seeded by the episode seed
+
+
+def test_action_noise_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="--action-noise must be in"):
+        RecordConfig("fr3/pick_place", tmp_path, action_noise=-0.1)
+    with pytest.raises(ValueError, match="--action-noise needs --teleop scripted"):
+        RecordConfig("fr3/pick_place", tmp_path, teleop="replay", source=tmp_path, action_noise=0.02)

@@ -7,6 +7,12 @@ Sources (``--teleop``):
 
 Each episode stores its instruction (the LeRobot task), seed, and a success label from the task's predicate. One
 frame = the observation before a step and the action taken in it.
+
+``--action-noise S`` (scripted only) records DART-style demonstrations: the robot executes the expert's action plus
+slowly varying Gaussian noise on the arm joints (std S rad, correlation time ``noise_tau`` s; grippers are left
+alone) while the dataset keeps the expert's clean action. The expert's joint targets are absolute, so every
+recorded action then shows how to get back onto the demonstration from a pose the arm was pushed to — the
+corrections a policy needs once its own small errors take it off the recorded path.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class RecordConfig:
     only_success: bool = False  # scripted: keep only successful episodes (retrying with the next seed)
     force: bool = False  # delete an existing dataset at `out` and start over (never implied)
     replay_tolerance: float = 1e-3  # replay: max |state - recorded state| allowed
+    action_noise: float = 0.0  # scripted: std (rad) of the noise added to the executed arm actions (DART)
+    noise_tau: float = 0.5  # seconds: correlation time of that noise
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -49,6 +57,30 @@ class RecordConfig:
             raise ValueError(f"--episodes must be >= 1, got {self.episodes}")
         if self.teleop == "replay" and self.source is None:
             raise ValueError("--teleop replay needs --source DATASET (the dataset whose actions to re-execute)")
+        if not 0.0 <= self.action_noise <= 0.5:
+            raise ValueError(f"--action-noise must be in [0, 0.5] rad, got {self.action_noise}")
+        if self.action_noise and self.teleop != "scripted":
+            raise ValueError(f"--action-noise needs --teleop scripted, got --teleop {self.teleop}")
+        if self.noise_tau <= 0:
+            raise ValueError(f"noise_tau must be > 0 seconds, got {self.noise_tau}")
+
+
+class ActionNoise:
+    """AR(1) noise on the non-gripper dims: stationary std ``std``, correlation time ``tau`` seconds."""
+
+    def __init__(self, embodiment, std: float, tau: float, dt: float, seed: int):
+        self.std, self.rho = std, float(np.exp(-dt / tau))
+        self.mask = np.ones(embodiment.action_dim)
+        self.mask[list(embodiment.gripper_indices)] = 0.0
+        self.rng = np.random.default_rng([seed, 0xDA27])
+        self.value = self.rng.normal(0.0, std, embodiment.action_dim) * self.mask
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        """The action to execute; advances the noise by one control step."""
+        out = action + self.value
+        step = self.rng.normal(0.0, self.std * np.sqrt(1 - self.rho**2), self.value.shape)
+        self.value = self.rho * self.value + step * self.mask
+        return out
 
 
 def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
@@ -107,14 +139,18 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
                 seed, actions = cfg.seed + attempt, None
             attempt += 1
             obs, _ = env.reset(seed=seed)
-            ep = writer.begin_episode(env.instruction, seed=seed, extra={"teleop": cfg.teleop})
+            extra = {"teleop": cfg.teleop, **({"action_noise": cfg.action_noise} if cfg.action_noise else {})}
+            ep = writer.begin_episode(env.instruction, seed=seed, extra=extra)
             policy = env.make_expert() if cfg.teleop == "scripted" else None
+            noise = None
+            if cfg.action_noise and policy is not None:
+                noise = ActionNoise(env.embodiment, cfg.action_noise, cfg.noise_tau, 1.0 / env.control_hz, seed)
             success, states = False, []
             for t in range(env.max_steps if actions is None else len(actions)):
                 action = policy.act() if policy is not None else np.asarray(actions[t], np.float64)
                 ep.add(obs.get("images", {}), obs["state"], action)
                 states.append(obs["state"])
-                obs, _, terminated, truncated, info = env.step(action)
+                obs, _, terminated, truncated, info = env.step(noise(action) if noise else action)
                 success = bool(info["success"])
                 if interrupted.set or ((terminated or truncated) and actions is None):
                     break
