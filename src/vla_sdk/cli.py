@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from vla_sdk import commands
+from vla_sdk import commands, compile_cache
 
 EXAMPLES = {
     "doctor": "example:\n  vla doctor          # JAX, MuJoCo, headless rendering, video encoding\n  vla doctor --json",
@@ -231,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--delay-steps", type=int, help="async: simulated inference delay in control steps (default: measured once)"
     )
+    ev.add_argument(
+        "--max-steps", type=int, help="cap each episode at this many control steps (default: the task's limit)"
+    )
     ev.add_argument("--json", action="store_true", help="print a JSON summary")
 
     rn = sub.add_parser(
@@ -314,6 +317,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before anything imports mujoco
     args = _parser().parse_args(argv)
+    compile_cache.enable()  # before anything imports jax
     try:
         if args.command == "doctor":
             return commands.doctor(args)

@@ -190,6 +190,8 @@ def eval_policy(args) -> int:
         video_dir=str(args.video_dir) if args.video_dir else None,
         execution=args.execution,
         execute=args.execute,
+        delay_steps=args.delay_steps,
+        max_steps=args.max_steps,
     )
     out = evaluate(cfg)
     if args.json:

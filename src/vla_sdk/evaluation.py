@@ -47,12 +47,15 @@ class EvalConfig:
     execution: str = "receding"
     execute: int | None = None
     delay_steps: int | None = None  # async: simulated inference delay in control steps (default: measured once)
+    max_steps: int | None = None  # cap on each episode's control steps (default: the task's or mapping's limit)
 
     def __post_init__(self):
         if (self.task is None) == (self.env_map is None):
             raise ValueError("give exactly one of --task ROBOT/TASK or --env-map FILE")
         if self.episodes < 1 or self.workers < 1:
             raise ValueError("--episodes and --workers must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
         RunnerConfig(execution=self.execution)  # validates the name
 
 
@@ -80,10 +83,13 @@ def _make_env(cfg: EvalConfig, policy: Policy):
             image_size=(policy.image_size, policy.image_size),
             render_size=cfg.video_size,
         )
+        if cfg.max_steps:
+            env.max_steps = cfg.max_steps
         return env, env.embodiment, env.control_hz
     from vla_sdk.envmap import MappedEnv, load_mapping
 
-    env = MappedEnv(load_mapping(cfg.env_map))
+    mapping = load_mapping(cfg.env_map)
+    env = MappedEnv({**mapping, "max_steps": cfg.max_steps} if cfg.max_steps else mapping)
     env.check(policy.cameras, policy.transform.robot_dim)
     emb = load_embodiment(policy.robot) if policy.robot else None
     if emb is None:
@@ -132,6 +138,8 @@ def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[d
     runner = PolicyRunner(
         policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=cfg.execute, delay_steps=delay)
     )
+    obs, _ = env.reset(seed=seeds[0])
+    policy(obs)  # compile before any latency is measured (each episode resets the policy's sampling noise)
     results, failures_filmed = [], 0
     for seed in seeds:
         first = seed - cfg.seed < cfg.video_first

@@ -24,10 +24,16 @@ class Policy:
         self.config = ModelConfig.from_dict(meta["model_config"])
         self.embodiment = meta.get("embodiment", {})
         self.transform = PolicyTransform(self.config, meta["action_names"], meta["stats"])
-        model = VLA(self.config, rngs=nnx.Rngs(0))
+        # Abstract construction (no random init: that would compile one small program per initializer, ~10 s on
+        # a CPU), then the checkpoint's weights; every variable of the model is a Param, so none stays abstract.
+        model = nnx.eval_shape(lambda: VLA(self.config, rngs=nnx.Rngs(0)))
         state = nnx.state(model, nnx.Param)
-        nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, params))
+        nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, params))
         nnx.update(model, state)
+        leaves = jax.tree_util.tree_leaves_with_path(state)
+        missing = [jax.tree_util.keystr(k) for k, v in leaves if not isinstance(v, jax.Array)]
+        if missing:
+            raise ValueError(f"the checkpoint has no weights for {missing[:5]} ({len(missing)} in all)")
         self.model = model
         self._sample = jit_sample_actions(model)
         self._rng = jax.random.key(seed)

@@ -20,7 +20,8 @@ def test_wilson_interval():
 
 def test_eval_cli_parallel_workers_match_one_worker(aloha_policy, tmp_path, capsys):
     run = str(aloha_policy / "run")
-    args = ["eval", run, "--task", "aloha2/transfer_cube", "--episodes", "2", "--seed", "7", "--json"]
+    args = ["eval", run, "--task", "aloha2/transfer_cube", "--episodes", "2", "--seed", "7", "--max-steps", "40"]
+    args.append("--json")
     assert main([*args, "--workers", "2", "--video-dir", str(tmp_path / "v")]) == 0
     two = json.loads(capsys.readouterr().out)
     assert two["episodes"] == 2 and two["workers"] == 2 and [e["seed"] for e in two["per_episode"]] == [7, 8]
@@ -32,6 +33,7 @@ def test_eval_cli_parallel_workers_match_one_worker(aloha_policy, tmp_path, caps
     one = json.loads(capsys.readouterr().out)
     strip = lambda r: [(e["seed"], e["success"], e["steps"]) for e in r["per_episode"]]  # noqa: E731
     assert strip(one) == strip(two)  # same seeds, same result, whatever the worker split
+    assert [e["steps"] for e in one["per_episode"]] == [40, 40]  # --max-steps caps an episode that does not succeed
 
 
 def test_eval_refuses_another_robot_before_any_episode(aloha_policy):
@@ -118,3 +120,12 @@ def test_vla_run_paced_with_video(aloha_policy, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["steps"] >= 20 and out["seconds"] >= 1.4 and out["execution"] == "async"
     assert len(read_video(video)) >= 10
+
+
+def test_eval_cli_passes_delay_and_step_cap(aloha_policy, capsys):
+    args = ["eval", str(aloha_policy / "run"), "--task", "aloha2/transfer_cube", "--episodes", "1", "--json"]
+    assert main([*args, "--execution", "async", "--delay-steps", "3", "--max-steps", "12"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["delay_steps"] == 3 and out["per_episode"][0]["steps"] == 12
+    with pytest.raises(ValueError, match="--max-steps must be >= 1, got 0"):
+        EvalConfig(policy="x", task="aloha2/transfer_cube", max_steps=0)
