@@ -197,6 +197,12 @@ def _parser() -> argparse.ArgumentParser:
         help="std of noise on the normalized robot state while training (e.g. 0.2): makes the policy use its "
         "cameras instead of extrapolating the demonstration from the arm's pose (default 0)",
     )
+    tr.add_argument(
+        "--delta-actions",
+        action="store_true",
+        help="predict arm actions relative to the current state (grippers stay absolute), as openpi does for "
+        "joint-space arms; the choice travels in the checkpoint",
+    )
     tr.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: bf16 on GPU, fp32 CPU)")
     tr.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default ~/.cache/vla-sdk/frames)")
     tr.add_argument(

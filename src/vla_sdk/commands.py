@@ -151,6 +151,7 @@ def train(args) -> int:
         augment=not args.no_augment,
         state_noise=args.state_noise,
         max_shift=args.max_shift,
+        delta_actions=args.delta_actions,
         dtype=args.dtype,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
     )

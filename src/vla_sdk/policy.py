@@ -23,7 +23,7 @@ class Policy:
         self.meta = meta
         self.config = ModelConfig.from_dict(meta["model_config"])
         self.embodiment = meta.get("embodiment", {})
-        self.transform = PolicyTransform(self.config, meta["action_names"], meta["stats"])
+        self.transform = PolicyTransform(self.config, meta["action_names"], meta["stats"], meta.get("delta_mask"))
         # Abstract construction (no random init: that would compile one small program per initializer, ~10 s on
         # a CPU), then the checkpoint's weights; every variable of the model is a Param, so none stays abstract.
         model = nnx.eval_shape(lambda: VLA(self.config, rngs=nnx.Rngs(0)))
@@ -76,4 +76,4 @@ class Policy:
         rng = jax.random.fold_in(self._rng, self.calls)
         self.calls += 1
         chunk = self._sample(inputs, rng)  # [1, T, A]
-        return self.transform.unactions(np.asarray(chunk))[0]
+        return self.transform.unactions(np.asarray(chunk), obs["state"])[0]

@@ -5,6 +5,9 @@ a leading B). Model input: :class:`vla_sdk.model.Observation` fields as numpy ar
 model's size (resized with antialiased bilinear interpolation, ``jax.image.resize(method="linear")``), state
 normalized with the checkpoint's statistics and zero-padded to the model's width with a mask, instruction tokens.
 Actions go the same way (normalize + pad) for training and back (slice + unnormalize) at inference.
+Delta actions (``delta_mask``, openpi's choice for joint-space arms): the masked dims of every action in a chunk are
+stored relative to the state the chunk was predicted from (``a - s``) and the state is added back at inference;
+grippers stay absolute. The statistics of ``"action"`` are then those of the deltas.
 Cameras are bound by name: a missing or extra camera is an error listing expected and given names.
 """
 
@@ -54,10 +57,13 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
 class PolicyTransform:
     """Raw observations/actions of one robot <-> inputs/outputs of one model. See the module docstring."""
 
-    def __init__(self, config: ModelConfig, action_names: list[str], stats: dict):
+    def __init__(self, config: ModelConfig, action_names: list[str], stats: dict, delta_mask=None):
         self.config = config
         self.action_names = list(action_names)
         self.robot_dim = len(self.action_names)
+        self.delta_mask = None if delta_mask is None or not any(delta_mask) else np.asarray(delta_mask, bool)
+        if self.delta_mask is not None and self.delta_mask.shape != (self.robot_dim,):
+            raise ValueError(f"delta_mask has {self.delta_mask.shape[0]} entries, the robot has {self.robot_dim} dims")
         for width, what in ((config.state_dim, "state_dim"), (config.action_dim, "action_dim")):
             if self.robot_dim > width:
                 raise ValueError(
@@ -103,13 +109,25 @@ class PolicyTransform:
             "action_mask": np.broadcast_to(self.dim_mask(self.config.action_dim), (b, self.config.action_dim)).copy(),
         }
 
-    def actions(self, actions: np.ndarray) -> np.ndarray:
-        """Raw actions [..., A_robot] -> normalized, zero-padded [..., A]."""
-        return self.pad(self.action_norm(actions), self.config.action_dim)
+    def actions(self, actions: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
+        """Raw action chunks [..., T, A_robot] (and the states [..., A_robot] they start from) -> normalized,
+        zero-padded [..., T, A]."""
+        return self.pad(self.action_norm(self.to_delta(actions, state)), self.config.action_dim)
 
-    def unactions(self, model_actions) -> np.ndarray:
-        """Model output [..., A] -> raw robot actions [..., A_robot]."""
-        return self.action_norm.inverse(np.asarray(model_actions, np.float32)[..., : self.robot_dim])
+    def unactions(self, model_actions, state: np.ndarray | None = None) -> np.ndarray:
+        """Model output [..., T, A] (and the state [..., A_robot] it was predicted from) -> raw [..., T, A_robot]."""
+        raw = self.action_norm.inverse(np.asarray(model_actions, np.float32)[..., : self.robot_dim])
+        return raw if self.delta_mask is None else raw + self._offset(state)
+
+    def to_delta(self, actions: np.ndarray, state: np.ndarray | None) -> np.ndarray:
+        """Absolute action chunks [..., T, A_robot] -> what the model predicts (deltas in the masked dims)."""
+        actions = np.asarray(actions, np.float32)
+        return actions if self.delta_mask is None else actions - self._offset(state)
+
+    def _offset(self, state) -> np.ndarray:
+        if state is None:
+            raise ValueError("this policy predicts actions relative to the state (delta actions): pass the state")
+        return np.where(self.delta_mask, np.asarray(state, np.float32), 0.0)[..., None, :].astype(np.float32)
 
     def dim_mask(self, width: int) -> np.ndarray:
         return np.arange(width) < self.robot_dim

@@ -164,3 +164,21 @@ def test_unknown_mode_and_missing_stats_are_refused(tiny_run, tmp_path):
     with pytest.raises(ValueError, match=r"ckpt: the checkpoint has no normalization statistics"):
         export_policy(params, meta, tmp_path / "x.vla", "int8", source="ckpt")
     assert not (tmp_path / "x.vla").exists()
+
+
+def test_delta_action_artifact_matches_its_float_policy(tiny_run, tmp_path):
+    from vla_sdk.export.build import export_policy
+    from vla_sdk.policy import Policy
+    from vla_sdk.train.checkpoint import read_checkpoint
+
+    params, meta = read_checkpoint(tiny_run / "run")
+    meta = {**meta, "delta_mask": [True] * 7 + [False]}  # fr3: 7 arm joints relative to the state, gripper absolute
+    ref = Policy(params, meta, seed=3)
+    path = tmp_path / "delta.vla"
+    export_policy(params, meta, path, "none", source="delta", reference=ref, gate_count=0, latency_runs=0)
+    assert read_artifact(path).manifest["delta_mask"] == meta["delta_mask"]
+    art = load_artifact(path, seed=3)
+    fs = gate_frames(meta, ref.config, 2)[0]
+    ref.reset(3), art.reset(3)
+    for f in fs:
+        np.testing.assert_allclose(art(f), ref(f), atol=1e-5)

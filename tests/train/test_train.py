@@ -227,3 +227,23 @@ def test_finetune_base_on_another_robot(demos, fr3_demos, cache, tmp_path, capsy
             "instruction": "put the cube in the bin",
         }
     ).shape == (policy.horizon, 8)
+
+
+def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path):
+    from vla_sdk.data.reader import Dataset
+    from vla_sdk.data.stats import vector_stats
+
+    run = tmp_path / "delta"
+    assert main(_args(demos, run, cache, "--steps", "4", "--save-every", "4", "--delta-actions")) == 0
+    policy = Policy.load(run)
+    grippers = [i for i, n in enumerate(policy.transform.action_names) if "gripper" in n]
+    assert len(grippers) == 2 and policy.meta["delta_mask"] == [i not in grippers for i in range(14)]
+    ds = Dataset(demos)
+    absolute = vector_stats(np.concatenate([ds.episode(k, decode_video=False)["action"] for k in range(3)]))
+    delta = policy.meta["stats"]["action"]
+    arm = [i for i in range(14) if i not in grippers]
+    assert np.max(np.abs(np.subtract(delta["mean"], absolute["mean"])[arm])) > 0.05  # stats of a - s, not of a
+    np.testing.assert_allclose(np.array(delta["mean"])[grippers], np.array(absolute["mean"])[grippers], atol=0.05)
+    obs = {"images": {c: np.zeros((32, 32, 3), np.uint8) for c in policy.cameras}, "state": np.zeros(14),
+           "instruction": "transfer the cube"}
+    assert np.all(np.isfinite(policy(obs)))

@@ -98,16 +98,28 @@ class FrameStore:
         """A training batch (numpy): model input fields plus ``actions`` [B, T, A] and ``action_is_pad`` [B, T]."""
         idx = np.sort(rng.integers(len(self), size=batch_size))  # sorted: friendlier memmap reads
         ep = self.frame_episode[idx]
-        t = idx - self.starts[ep]
-        steps = t[:, None] + np.arange(horizon)[None]  # [B, T]
-        is_pad = steps >= self.lengths[ep][:, None]
-        rows = self.starts[ep][:, None] + np.minimum(steps, self.lengths[ep][:, None] - 1)
+        rows, is_pad = self.chunk_rows(idx, horizon)
         obs = transform.observation(
             {c: self.images[c][idx] for c in self.cameras}, self.states[idx], [self.tasks[e] for e in ep]
         )
-        obs["actions"] = transform.actions(self.actions[rows])
+        obs["actions"] = transform.actions(self.actions[rows], self.states[idx])
         obs["action_is_pad"] = is_pad
         return obs
+
+    def chunk_rows(self, idx: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows [B, T] of the action chunks starting at frames ``idx`` (past an episode's end: its last action,
+        flagged in ``is_pad`` [B, T])."""
+        ep = self.frame_episode[idx]
+        steps = idx[:, None] - self.starts[ep][:, None] + np.arange(horizon)[None]
+        is_pad = steps >= self.lengths[ep][:, None]
+        return self.starts[ep][:, None] + np.minimum(steps, self.lengths[ep][:, None] - 1), is_pad
+
+    def delta_chunks(self, horizon: int, delta_mask: np.ndarray) -> np.ndarray:
+        """Every frame's action chunk relative to its state in the masked dims, [N * T, A_robot] without padded
+        steps: what a delta-action model predicts, for its normalization statistics."""
+        idx = np.arange(len(self))
+        rows, is_pad = self.chunk_rows(idx, horizon)
+        return (self.actions[rows] - np.where(delta_mask, self.states[idx], 0.0)[:, None, :])[~is_pad]
 
 
 def batches(

@@ -178,6 +178,7 @@ def export_policy(
         "model_config": cfg.to_dict(),
         "embodiment": _jsonable(meta.get("embodiment") or {}),
         "action_names": list(meta["action_names"]),
+        "delta_mask": meta.get("delta_mask"),  # arm actions relative to the state they were predicted from
         "stats": _jsonable(meta["stats"]),
         "normalization": {
             "std_floor": STD_FLOOR,

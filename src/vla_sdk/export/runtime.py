@@ -43,6 +43,8 @@ class ArtifactTransform:
         norm = manifest["normalization"]
         self.state_mean, self.state_std = (np.asarray(norm["state"][k], np.float32) for k in ("mean", "std"))
         self.action_mean, self.action_std = (np.asarray(norm["action"][k], np.float32) for k in ("mean", "std"))
+        delta = manifest.get("delta_mask")  # absent in artifacts from before delta actions: absolute
+        self.delta = np.asarray(delta, bool) if delta and any(delta) else None
         tok = manifest["tokenizer"]
         self.max_len, self.pad_id, self.bos_id, self.eos_id = (int(tok[k]) for k in ("max_len", "pad", "bos", "eos"))
 
@@ -107,10 +109,13 @@ class ArtifactTransform:
             (np.arange(self.action_dim) < self.robot_dim)[None],
         ]
 
-    def unactions(self, model_actions) -> np.ndarray:
-        """Model output [..., A] -> raw robot actions [..., A_robot]."""
+    def unactions(self, model_actions, state: np.ndarray) -> np.ndarray:
+        """Model output [..., T, A] and the (raw) state it was predicted from -> raw robot actions [..., T, A_robot]."""
         a = np.asarray(model_actions, np.float32)[..., : self.robot_dim]
-        return (a * self.action_std + self.action_mean).astype(np.float32)
+        raw = (a * self.action_std + self.action_mean).astype(np.float32)
+        if self.delta is not None:  # arm dims were predicted relative to the state
+            raw = raw + np.where(self.delta, np.asarray(state, np.float32), 0.0)[..., None, :].astype(np.float32)
+        return raw
 
 
 def _platform_names() -> set[str]:
@@ -185,7 +190,7 @@ class ArtifactPolicy:
 
     def __call__(self, obs: dict) -> np.ndarray:
         inputs = self.transform.observation(obs["images"], obs["state"], obs["instruction"])
-        return self.transform.unactions(self.sample(inputs))[0]
+        return self.transform.unactions(self.sample(inputs), obs["state"])[0]
 
 
 def load_artifact(path: str | Path, seed: int = 0) -> ArtifactPolicy:

@@ -118,8 +118,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     cameras = datasets[0].cameras
     mcfg = _model_config(cfg, cameras, base_meta)
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
-    stats = {"observation.state": vector_stats(store.states), "action": vector_stats(store.actions)}
-    transform = PolicyTransform(mcfg, action_names, stats)
+    # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
+    if cfg.delta_actions and "dims" not in embodiment:
+        raise ValueError(f"--delta-actions: {cfg.data[0]}/meta/info.json names no embodiment dims (grippers?)")
+    delta_mask = [d.get("kind") != "gripper" for d in embodiment["dims"]] if cfg.delta_actions else None
+    if delta_mask is not None and len(delta_mask) != len(action_names):
+        raise ValueError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(action_names)}")
+    actions = store.actions if delta_mask is None else store.delta_chunks(mcfg.horizon, np.array(delta_mask))
+    stats = {"observation.state": vector_stats(store.states), "action": vector_stats(actions)}
+    transform = PolicyTransform(mcfg, action_names, stats, delta_mask)
     val_store = (
         FrameStore(datasets, val_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress) if val_eps else None
     )
@@ -151,6 +158,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             "stats": stats,
             "embodiment": embodiment,
             "action_names": action_names,
+            "delta_mask": delta_mask,
             "metrics": metrics,
         }
 
