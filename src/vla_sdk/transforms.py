@@ -24,6 +24,12 @@ from vla_sdk.model.tokenizer import ByteTokenizer
 STD_FLOOR = 1e-3  # dimensions that never moved in the data are scaled as if their std were this
 
 
+def state_offset(state: np.ndarray, delta_mask: np.ndarray) -> np.ndarray:
+    """What delta actions are relative to: the state [..., A_robot] in the masked dims, zeros elsewhere, as
+    [..., 1, A_robot] so it broadcasts over a chunk's steps."""
+    return np.where(delta_mask, np.asarray(state, np.float32), 0.0)[..., None, :].astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """(x - mean) / std per dimension; statistics come from the training split and travel with checkpoints."""
@@ -127,7 +133,7 @@ class PolicyTransform:
     def _offset(self, state) -> np.ndarray:
         if state is None:
             raise ValueError("this policy predicts actions relative to the state (delta actions): pass the state")
-        return np.where(self.delta_mask, np.asarray(state, np.float32), 0.0)[..., None, :].astype(np.float32)
+        return state_offset(state, self.delta_mask)
 
     def dim_mask(self, width: int) -> np.ndarray:
         return np.arange(width) < self.robot_dim

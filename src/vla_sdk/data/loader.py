@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vla_sdk.data import layout as L
 from vla_sdk.data.reader import Dataset
-from vla_sdk.transforms import PolicyTransform, resize_images
+from vla_sdk.transforms import PolicyTransform, resize_images, state_offset
 
 DEFAULT_CACHE = Path(os.environ.get("VLA_CACHE", Path.home() / ".cache" / "vla-sdk")) / "frames"
 
@@ -119,7 +119,7 @@ class FrameStore:
         steps: what a delta-action model predicts, for its normalization statistics."""
         idx = np.arange(len(self))
         rows, is_pad = self.chunk_rows(idx, horizon)
-        return (self.actions[rows] - np.where(delta_mask, self.states[idx], 0.0)[:, None, :])[~is_pad]
+        return (self.actions[rows] - state_offset(self.states[idx], delta_mask))[~is_pad]
 
 
 def batches(
