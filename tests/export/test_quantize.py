@@ -86,3 +86,12 @@ def test_small_even_kernels_are_one_int4_group_and_scales_are_float16():
     tiny = np.full((64, 32), 1e-9, np.float32)  # below float16's normal range: dequantizes to ~0, not inf/nan
     arrays, info = quantize_tensor("t.kernel", tiny, "int8")
     assert np.all(np.isfinite(dequantize(info, arrays, np))) and np.abs(dequantize(info, arrays, np)).max() < 1e-4
+
+
+def test_int4_scales_minimize_the_group_error_not_just_cover_the_absmax():
+    """Clipping the few largest weights of a group to +-7 gives all the others a finer step: less total error."""
+    w = np.random.default_rng(5).standard_normal((128, 64)).astype(np.float32)
+    _, info = quantize_tensor("x.kernel", w, "int4")
+    absmax_scale = (np.abs(w).max(0) / 7).astype(np.float16).astype(np.float32)  # one group of 128 rows
+    absmax_err = np.sqrt(np.mean((np.clip(np.round(w / absmax_scale), -7, 7) * absmax_scale - w) ** 2))
+    assert info["rel_rms_error"] < 0.95 * absmax_err / np.sqrt(np.mean(w**2))
