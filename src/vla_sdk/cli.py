@@ -199,9 +199,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--delta-actions",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="predict arm actions relative to the current state (grippers stay absolute), as openpi does for "
-        "joint-space arms; the choice travels in the checkpoint",
+        "joint-space arms; the choice travels in the checkpoint (default: as the --base checkpoint was trained, "
+        "absolute without one)",
     )
     tr.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: bf16 on GPU, fp32 CPU)")
     tr.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default ~/.cache/vla-sdk/frames)")

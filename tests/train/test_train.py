@@ -247,3 +247,22 @@ def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path):
     obs = {"images": {c: np.zeros((32, 32, 3), np.uint8) for c in policy.cameras}, "state": np.zeros(14),
            "instruction": "transfer the cube"}
     assert np.all(np.isfinite(policy(obs)))
+    # fine-tuning from it keeps delta actions unless told otherwise (it would relearn its output layer otherwise)
+    again = tmp_path / "again"
+    args = _args(demos, again, cache, "--steps", "2", "--save-every", "2", "--base", str(run))
+    assert main(args[:1] + args[3:]) == 0  # without "--preset vla-tiny": the base decides the model
+    assert Policy.load(again).meta["delta_mask"] == policy.meta["delta_mask"]
+
+
+def test_delta_action_choice_against_the_base_is_logged():
+    from vla_sdk.train.config import TrainConfig
+    from vla_sdk.train.loop import _resolve_delta_actions
+
+    delta_base, absolute_base = {"delta_mask": [True, False]}, {"delta_mask": None}
+    lines = []
+    assert _resolve_delta_actions(TrainConfig(data=["d"], out="o"), None, lines.append).delta_actions is False
+    assert _resolve_delta_actions(TrainConfig(data=["d"], out="o"), absolute_base, lines.append).delta_actions is False
+    assert lines == []
+    cfg = TrainConfig(data=["d"], out="o", delta_actions=False)
+    assert _resolve_delta_actions(cfg, delta_base, lines.append).delta_actions is False
+    assert lines == ["delta actions: the base checkpoint predicts delta actions, this run trains absolute ones"]

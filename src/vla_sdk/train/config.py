@@ -61,7 +61,8 @@ class TrainConfig:
     # teach invariance to where things are in the image: a fixed camera that must localize objects wants little
     state_noise: float = 0.0  # std of Gaussian noise added to the normalized robot state while training: the
     # policy cannot extrapolate the demonstration from the arm's exact pose ("copycat") and must look at the images
-    delta_actions: bool = False  # predict arm actions relative to the current state (grippers stay absolute)
+    delta_actions: bool | None = None  # predict arm actions relative to the current state (grippers stay
+    # absolute). None: as the --base checkpoint was trained (absolute without a base)
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
     eval_every: int = 0  # steps between evaluations (0: never)
     eval_episodes: int = 10

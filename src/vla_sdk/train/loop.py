@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -66,6 +67,20 @@ def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) 
     return mcfg.replace(dtype=dtype)
 
 
+def _resolve_delta_actions(cfg: TrainConfig, base_meta: dict | None, log) -> TrainConfig:
+    """``delta_actions`` None follows the base checkpoint (a delta-action base fine-tuned on absolute targets would
+    relearn its output layer from scratch); an explicit choice that differs from the base is said out loud."""
+    base_delta = bool(base_meta and any(base_meta.get("delta_mask") or []))
+    if cfg.delta_actions is None:
+        if base_delta:
+            log("delta actions: on, as the base checkpoint was trained (--no-delta-actions to train absolute ones)")
+        return dataclasses.replace(cfg, delta_actions=base_delta)
+    if base_meta is not None and cfg.delta_actions != base_delta:
+        was, now = ("delta", "absolute") if base_delta else ("absolute", "delta")
+        log(f"delta actions: the base checkpoint predicts {was} actions, this run trains {now} ones")
+    return cfg
+
+
 def _child(tree, key):
     """``tree[key]``; restored checkpoints key list items by string ("0"), the live model by int (0)."""
     if not isinstance(tree, dict):
@@ -118,6 +133,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     cameras = datasets[0].cameras
     mcfg = _model_config(cfg, cameras, base_meta)
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
+    cfg = _resolve_delta_actions(cfg, base_meta, log)
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
     if cfg.delta_actions and "dims" not in embodiment:
         raise ValueError(f"--delta-actions: {cfg.data[0]}/meta/info.json names no embodiment dims (grippers?)")
