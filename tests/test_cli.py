@@ -62,8 +62,9 @@ def test_doctor_from_a_plain_shell_renders_headless():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
-    r = subprocess.run([sys.executable, "-m", "vla_sdk.cli", "doctor", "--json"], env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "vla_sdk.cli", "doctor", "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["rendering"]["ok"], checks["rendering"]
     assert r.returncode == 0, r.stdout

@@ -142,6 +142,7 @@ def test_no_files_and_existing_out(tmp_path):
 
 def test_cli_convert_and_viz(tmp_path, capsys):
     from vla_sdk import cli
+
     for k in range(2):
         write_synthetic(tmp_path / "src" / f"episode_{k}.hdf5", compress=bool(k))
     out = tmp_path / "conv"

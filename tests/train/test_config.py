@@ -46,8 +46,9 @@ def test_base_weights_are_all_kept_for_the_same_robot():
         return {str(k): as_restored(v) for k, v in tree.items()} if isinstance(tree, dict) else np.asarray(tree)
 
     logs = []
-    params = _load_base(VLA(cfg, rngs=nnx.Rngs(2)), as_restored(base), {"embodiment": {"name": "fr3"}},
-                        {"name": "fr3"}, logs.append)
+    params = _load_base(
+        VLA(cfg, rngs=nnx.Rngs(2)), as_restored(base), {"embodiment": {"name": "fr3"}}, {"name": "fr3"}, logs.append
+    )
     n = len(jax.tree.leaves(base))
     assert f"kept {n} weight arrays, re-initialised 0" in logs[0]
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base), strict=True):

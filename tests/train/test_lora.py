@@ -14,8 +14,12 @@ def test_lora_trains_adapters_and_head_only():
     cfg = get_preset("vla-tiny")
     model = VLA(cfg, rngs=nnx.Rngs(0))
     base = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-    st = Stepper(model, TrainConfig(data=("x",), out="x", preset="vla-tiny", finetune="lora", lora_rank=4, lr=1e-2,
-                                    warmup_steps=0), 10, make_mesh())
+    st = Stepper(
+        model,
+        TrainConfig(data=("x",), out="x", preset="vla-tiny", finetune="lora", lora_rank=4, lr=1e-2, warmup_steps=0),
+        10,
+        make_mesh(),
+    )
     state = st.init_state(base)
     assert lora.targets(base) and all(k[0] != "head" for k in lora.targets(base))
     merged0 = lora.merge(jax.device_get(state["params"]))
@@ -26,7 +30,8 @@ def test_lora_trains_adapters_and_head_only():
         state, _ = st.train_step(state, batch)
     p = jax.device_get(state["params"])
     for k in base:
-        same = all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(p["base"][k]), jax.tree.leaves(base[k]),
-                                                         strict=True))
+        same = all(
+            np.array_equal(x, y) for x, y in zip(jax.tree.leaves(p["base"][k]), jax.tree.leaves(base[k]), strict=True)
+        )
         assert same == (k != "head"), k
     assert any(np.abs(ad["b"]).max() > 0 for ad in p["lora"].values())

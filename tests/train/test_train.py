@@ -140,8 +140,10 @@ def test_bad_input(demos, fr3_demos, cache, tmp_path):
 def test_time_budget_leaves_a_finished_checkpoint(demos, cache, tmp_path, capsys):
     run = tmp_path / "tb"
     t = time.perf_counter()
-    assert main(_args(demos, run, cache, "--steps", "100000", "--save-every", "100000", "--time-budget", "60s",
-                      "--json")) == 0
+    assert (
+        main(_args(demos, run, cache, "--steps", "100000", "--save-every", "100000", "--time-budget", "60s", "--json"))
+        == 0
+    )
     elapsed = time.perf_counter() - t
     out = json.loads(capsys.readouterr().out)
     assert elapsed < 60, elapsed
@@ -158,8 +160,12 @@ def test_empty_dataset_is_refused(tmp_path, cache):
     cfg = RecordConfig("fr3/pick_place", tmp_path / "empty", episodes=1, cameras=("cam_wrist",), image_size=(32, 32))
     open_dataset(cfg, VlaEnv("fr3/pick_place", cameras=("cam_wrist",), image_size=(32, 32)))
     with pytest.raises(ValueError, match="empty.*has no episodes"):
-        train(TrainConfig(data=(str(tmp_path / "empty"),), out=str(tmp_path / "r"), preset="vla-tiny",
-                          cache_dir=str(cache)), progress=False)
+        train(
+            TrainConfig(
+                data=(str(tmp_path / "empty"),), out=str(tmp_path / "r"), preset="vla-tiny", cache_dir=str(cache)
+            ),
+            progress=False,
+        )
 
 
 def test_corrupted_checkpoint_is_named_and_kept(demos, cache, tmp_path):
@@ -244,8 +250,11 @@ def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path):
     arm = [i for i in range(14) if i not in grippers]
     assert np.max(np.abs(np.subtract(delta["mean"], absolute["mean"])[arm])) > 0.05  # stats of a - s, not of a
     np.testing.assert_allclose(np.array(delta["mean"])[grippers], np.array(absolute["mean"])[grippers], atol=0.05)
-    obs = {"images": {c: np.zeros((32, 32, 3), np.uint8) for c in policy.cameras}, "state": np.zeros(14),
-           "instruction": "transfer the cube"}
+    obs = {
+        "images": {c: np.zeros((32, 32, 3), np.uint8) for c in policy.cameras},
+        "state": np.zeros(14),
+        "instruction": "transfer the cube",
+    }
     assert np.all(np.isfinite(policy(obs)))
     # fine-tuning from it keeps delta actions unless told otherwise (it would relearn its output layer otherwise)
     again = tmp_path / "again"
