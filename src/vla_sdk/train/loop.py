@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -74,7 +73,7 @@ def _resolve_delta_actions(cfg: TrainConfig, base_meta: dict | None, log) -> Tra
     if cfg.delta_actions is None:
         if base_delta:
             log("delta actions: on, as the base checkpoint was trained (--no-delta-actions to train absolute ones)")
-        return dataclasses.replace(cfg, delta_actions=base_delta)
+        return cfg.replace(delta_actions=base_delta)
     if base_meta is not None and cfg.delta_actions != base_delta:
         was, now = ("delta", "absolute") if base_delta else ("absolute", "delta")
         log(f"delta actions: the base checkpoint predicts {was} actions, this run trains {now} ones")
