@@ -161,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="change one field of the preset's model config, e.g. --model image_size=96 --model horizon=30",
+        help="change one field of the preset's (or --base checkpoint's) model config, e.g. --model image_size=96 "
+        "--model horizon=30; on a base, weights whose shape changes are re-initialised (the log names them)",
     )
     src.add_argument("--base", type=Path, help="checkpoint (run or step folder) to fine-tune")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -181,7 +182,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-episodes", type=int, default=10, help="episodes per sim evaluation (default 10)")
     tr.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (default 500)")
     tr.add_argument("--keep", type=int, default=3, help="checkpoints kept besides the best (default 3)")
-    tr.add_argument("--time-budget", help="wall-clock budget, e.g. 48h or 90m: steps are fitted to it")
+    tr.add_argument(
+        "--time-budget",
+        help="wall-clock budget, e.g. 48h or 90m: the step count (at most --steps) and the "
+        "learning-rate schedule are fitted to it, again at checkpoints if the pace changes",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-augment", action="store_true", help="no image augmentation")
     tr.add_argument(

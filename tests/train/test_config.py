@@ -26,8 +26,14 @@ def test_model_fields_change_the_preset_and_are_checked():
         _model_config(cfg.replace(model={"horizn": 40}), ["a", "b"], None)
     with pytest.raises(ValueError, match="vision must be one of"):
         _model_config(cfg.replace(model={"vision": "resnet"}), ["a", "b"], None)
-    with pytest.raises(ValueError, match="--model changes a preset"):
-        TrainConfig(data=("d",), out="r", preset=None, base="ckpt", model={"horizon": 40})
+    # on a base checkpoint the fields change its config; the data's cameras replace the base's names
+    base_meta = {"model_config": get_preset("vla-xs").to_dict()}
+    on_base = TrainConfig(data=("d",), out="r", preset=None, base="ckpt", model={"image_size": 96}, dtype="float32")
+    mcfg = _model_config(on_base, ["cam_high", "cam_right_wrist"], base_meta)
+    assert (mcfg.image_size, mcfg.cameras) == (96, ("cam_high", "cam_right_wrist"))
+    assert mcfg.replace(image_size=64, cameras=get_preset("vla-xs").cameras) == get_preset("vla-xs")
+    with pytest.raises(ValueError, match="image_size .* must be divisible by patch_size"):
+        _model_config(on_base.replace(model={"image_size": 100}), ["a", "b"], base_meta)
 
 
 def test_base_weights_are_all_kept_for_the_same_robot():

@@ -235,7 +235,7 @@ def test_finetune_base_on_another_robot(demos, fr3_demos, cache, tmp_path, capsy
     ).shape == (policy.horizon, 8)
 
 
-def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path):
+def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path, capsys):
     from vla_sdk.data.reader import Dataset
     from vla_sdk.data.stats import vector_stats
 
@@ -259,8 +259,15 @@ def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path):
     # fine-tuning from it keeps delta actions unless told otherwise (it would relearn its output layer otherwise)
     again = tmp_path / "again"
     args = _args(demos, again, cache, "--steps", "2", "--save-every", "2", "--base", str(run))
+    args += ["--model", "image_size=48"]  # and at a higher resolution: no weight of the patch encoder changes shape
     assert main(args[:1] + args[3:]) == 0  # without "--preset vla-tiny": the base decides the model
-    assert Policy.load(again).meta["delta_mask"] == policy.meta["delta_mask"]
+    tuned = Policy.load(again)
+    assert tuned.meta["delta_mask"] == policy.meta["delta_mask"]
+    err = capsys.readouterr().err
+    assert "model config changed from the base: image_size 32 -> 48" in err and "re-initialised 0" in err, err
+    assert tuned.image_size == 48 and tuned(
+        {**obs, "images": {c: np.zeros((48, 48, 3), np.uint8) for c in obs["images"]}}
+    ).shape == (tuned.horizon, 14)
 
 
 def test_delta_action_choice_against_the_base_is_logged():
@@ -275,3 +282,33 @@ def test_delta_action_choice_against_the_base_is_logged():
     cfg = TrainConfig(data=["d"], out="o", delta_actions=False)
     assert _resolve_delta_actions(cfg, delta_base, lines.append).delta_actions is False
     assert lines == ["delta actions: the base checkpoint predicts delta actions, this run trains absolute ones"]
+
+
+def test_time_budget_refits_when_the_machine_slows_down(demos, cache, tmp_path, monkeypatch):
+    """The step count fitted early is fitted again at checkpoints: a run that slows down 50x after step 30 still
+    finishes its learning-rate schedule within the budget instead of being stopped by the deadline mid-schedule."""
+    from vla_sdk.train import loop
+
+    clock = {"t": 0.0, "steps": 0}
+    step_fn = loop.Stepper.train_step
+
+    def slow_later(self, state, batch):  # the simulated machine: 20 ms a step, then 1 s after step 30
+        clock["steps"] += 1
+        clock["t"] += 0.02 if clock["steps"] <= 30 else 1.0
+        return step_fn(self, state, batch)
+
+    monkeypatch.setattr(loop, "_clock", lambda: clock["t"])
+    monkeypatch.setattr(loop.Stepper, "train_step", slow_later)
+    logs = []
+    cfg = TrainConfig(
+        data=(str(demos),), out=str(tmp_path / "r"), preset="vla-tiny", batch_size=8, steps=100_000,
+        save_every=25, warmup_steps=10, time_budget=100.0, cache_dir=str(cache),
+    )  # fmt: skip
+    out = train(cfg, progress=False, log=logs.append)
+    assert any("4500 steps fit (20 ms" in line for line in logs), logs  # 6 + (100 s - 10 s reserve) / 20 ms
+    assert sum("steps fit now" in line for line in logs) == 2, logs  # at step 50 (a mixed pace), at 75 (1 s)
+    assert out["stopped"] == "finished" and out["steps"] == out["total_steps"] == clock["steps"] == 119
+    assert clock["t"] <= 100.0 and out["last_checkpoint"] == 119
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["steps"] == 119
+    last_lr = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][-2]["lr"]
+    assert last_lr < 0.06 * cfg.lr  # the cosine schedule decayed (its end: 5 % of the peak)

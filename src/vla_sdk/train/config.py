@@ -43,7 +43,7 @@ class TrainConfig:
     data: tuple[str, ...]  # dataset folders (one robot; see `vla record`)
     out: str  # run folder: checkpoints/, best/, metrics.jsonl, events (TensorBoard), config.json
     preset: str | None = "vla-s"  # model preset when not fine-tuning a checkpoint
-    model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset
+    model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset or base
     base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from
     steps: int = 3000  # optimizer steps (fitted down by time_budget)
     batch_size: int = 32  # global batch (split over all devices)
@@ -93,8 +93,6 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.eval_every and not self.eval_task:
             raise ValueError("--eval-every needs --eval-task ROBOT/TASK")
-        if self.model and self.base is not None:
-            raise ValueError("--model changes a preset; a --base checkpoint keeps its own model config")
         if self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError("lr must be > 0 and warmup_steps >= 0")
 

@@ -22,6 +22,8 @@ from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.step import Stepper, make_mesh
 from vla_sdk.transforms import PolicyTransform
 
+_clock = time.perf_counter  # the run's clock (--time-budget, rates); tests drive it
+
 
 def _split(datasets: list[Dataset], val_episodes: int) -> tuple[list, list]:
     train, val = [], []
@@ -54,11 +56,11 @@ def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) 
             raise ValueError(
                 f"the base checkpoint takes {len(mcfg.cameras)} cameras {list(mcfg.cameras)}; the data has {cameras}"
             )
-        mcfg = mcfg.replace(cameras=tuple(cameras))
+        # --model on a base: a field that changes no weight shape (image_size, for either encoder) keeps every
+        # weight; one that does re-initialises those weights (_load_base says which)
+        mcfg = ModelConfig.from_dict({**mcfg.to_dict(), **cfg.model, "cameras": tuple(cameras)})
     else:
-        mcfg = get_preset(cfg.preset)
-        if cfg.model:
-            mcfg = ModelConfig.from_dict({**mcfg.to_dict(), **cfg.model})
+        mcfg = ModelConfig.from_dict({**get_preset(cfg.preset).to_dict(), **cfg.model})
         mcfg = mcfg.replace(
             cameras=tuple(cameras[: len(mcfg.cameras)]) if len(cameras) >= len(mcfg.cameras) else tuple(cameras)
         )
@@ -123,7 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         cfg = TrainConfig.from_dict({**json.loads(saved.read_text())["train"], "time_budget": cfg.time_budget})
     elif (run / "checkpoints").exists() and any((run / "checkpoints").iterdir()):
         raise FileExistsError(f"{run} already holds checkpoints; use --resume to continue it or choose a new --out")
-    t_start = time.perf_counter()
+    t_start = _clock()
     datasets = [Dataset(d) for d in cfg.data]
     embodiment = _check_same_robot(datasets)
     action_names = datasets[0].features["action"]["names"]
@@ -131,6 +133,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     base_params, base_meta = read_checkpoint(cfg.base) if cfg.base else (None, None)
     cameras = datasets[0].cameras
     mcfg = _model_config(cfg, cameras, base_meta)
+    if base_meta is not None and cfg.model:
+        was = base_meta["model_config"]
+        changes = ", ".join(f"{k} {was.get(k)} -> {v}" for k, v in cfg.model.items())
+        log(f"model config changed from the base: {changes}")
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
     cfg = _resolve_delta_actions(cfg, base_meta, log)
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
@@ -178,10 +184,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         }
 
     run.mkdir(parents=True, exist_ok=True)
-    write_config = lambda: (run / "config.json").write_text(  # noqa: E731
+    write_config = lambda cfg: (run / "config.json").write_text(  # noqa: E731
         json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2)
     )
-    write_config()  # before the first step, so a run killed at any moment can be resumed
+    write_config(cfg)  # before the first step, so a run killed at any moment can be resumed
     from tensorboardX import SummaryWriter
 
     tb = SummaryWriter(str(run / "events"))
@@ -199,7 +205,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     )
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress)
     step, last_saved, best_val, stop_reason = start, start if resume else None, math.inf, "finished"
-    t_loop, steps_timed, save_seconds = time.perf_counter(), 0, 0.0
+    t_loop, steps_timed, save_seconds = _clock(), 0, 0.0
+    cap, fit_mark = cfg.steps, None  # --time-budget: at most --steps; (step, time) the pace is measured from
     history = []
     try:
         while step < total:
@@ -209,18 +216,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             if steps_timed in (1, 6) and cfg.time_budget:  # steps run asynchronously: wait for them to time them
                 jax.block_until_ready(m)
             if steps_timed == 1:
-                t_compiled = time.perf_counter()  # step time is measured after compilation
-            if steps_timed == 6 and cfg.time_budget:  # fit the step count to the time budget once, early
-                per_step = (time.perf_counter() - t_compiled) / 5
-                reserve = min(60.0, 0.1 * cfg.time_budget)  # for the final checkpoint and evaluation
-                left = cfg.time_budget - (time.perf_counter() - t_start) - reserve
-                fitted = max(step + 1, min(total, step + int(left / per_step)))  # resumed runs count on
-                if fitted < total:
-                    total, cfg = fitted, cfg.replace(steps=fitted)
-                    stepper = Stepper(model, cfg, total, mesh)  # same state structure, schedule over fewer steps
-                    bar.total = total
-                    write_config()
+                t_compiled = _clock()  # step time is measured after compilation
+            if steps_timed == 6 and cfg.time_budget:  # fit the step count to the time budget early ...
+                per_step = (_clock() - t_compiled) / 5
+                fitted = _fit_steps(step, cap, per_step, _clock() - t_start, cfg.time_budget)
+                fit_mark = (step, _clock())
+                if fitted != total:
+                    total, cfg, stepper = _refit(fitted, cfg, model, mesh, bar, write_config)
                     log(f"--time-budget: {total} steps fit ({per_step * 1000:.0f} ms/step)")
+                    fit_mark = None  # the step functions compile again: time from the next step on
+            elif fit_mark is None and steps_timed > 6 and cfg.time_budget:
+                jax.block_until_ready(m)
+                fit_mark = (step, _clock())
             if step % cfg.log_every == 0 or step == total:
                 m = {k: float(v) for k, v in jax.device_get(m).items()}
                 if not math.isfinite(m["loss"]):
@@ -230,7 +237,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                         f"{run / 'checkpoints' / str(last_saved) if last_saved is not None else 'none yet'}"
                     )
                     break
-                rate = steps_timed / (time.perf_counter() - t_loop)
+                rate = steps_timed / (_clock() - t_loop)
                 rec = {"step": step, **m, "steps_per_s": rate, "time": time.time()}
                 history.append(rec)
                 metrics_file.write(json.dumps(rec) + "\n")
@@ -239,10 +246,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                     tb.add_scalar(f"train/{k}", v, step)
                 bar.set_postfix(loss=f"{m['loss']:.4f}", sps=f"{rate:.2f}")
             bar.update(1)
-            deadline = cfg.time_budget and (time.perf_counter() - t_start) + 2 * save_seconds + 5 > cfg.time_budget
+            deadline = cfg.time_budget and (_clock() - t_start) + 2 * save_seconds + 5 > cfg.time_budget
             evaluate_now = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or step == total)
             if step % cfg.save_every == 0 or step == total or deadline or evaluate_now:
-                t_save = time.perf_counter()
+                t_save = _clock()
                 val = _val_loss(stepper, state, val_store, transform, cfg, mcfg) if val_store else None
                 record = {"step": step, "val_loss": val}
                 if evaluate_now:
@@ -271,7 +278,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                     break
                 ckpts.save(step, host_state, meta(record), score=score)
                 last_saved = step
-                save_seconds = time.perf_counter() - t_save
+                save_seconds = _clock() - t_save
+                if fit_mark and step > fit_mark[0] and not deadline:
+                    # ... and again at each checkpoint, from the pace since the last fit (saves included), when the
+                    # machine got slower or faster: the schedule then still decays before the deadline
+                    per_step = (_clock() - fit_mark[1]) / (step - fit_mark[0])
+                    fitted = _fit_steps(step, cap, per_step, _clock() - t_start, cfg.time_budget)
+                    fit_mark = (step, _clock())
+                    if abs(fitted - total) > 0.05 * total:
+                        log(f"--time-budget: {fitted} steps fit now, not {total} ({per_step * 1000:.0f} ms/step)")
+                        total, cfg, stepper = _refit(fitted, cfg, model, mesh, bar, write_config)
+                        fit_mark = None
                 if deadline and step < total:
                     stop_reason = "time budget"
                     log(f"--time-budget reached at step {step}; checkpoint saved")
@@ -290,9 +307,26 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         "final_loss": history[-1]["loss"] if history else None,
         "best_val_loss": None if best_val == math.inf else best_val,
         "parameters": n_params,
-        "seconds": round(time.perf_counter() - t_start, 2),
+        "seconds": round(_clock() - t_start, 2),
         "losses": [(h["step"], h["loss"]) for h in history],
     }
+
+
+def _fit_steps(step: int, cap: int, per_step: float, elapsed: float, budget: float) -> int:
+    """The step count that ends within ``budget`` seconds, ``elapsed`` of them gone, at ``per_step`` seconds a step,
+    keeping a reserve for the final checkpoint and evaluation: at least one more step, at most ``cap`` (resumed runs
+    count on from ``step``)."""
+    reserve = min(60.0, 0.1 * budget)
+    return max(step + 1, min(cap, step + int((budget - elapsed - reserve) / per_step)))
+
+
+def _refit(total: int, cfg: TrainConfig, model: VLA, mesh, bar, write_config) -> tuple[int, TrainConfig, Stepper]:
+    """A new step count: the same state structure with the learning-rate schedule over ``total`` steps (the step
+    functions compile again)."""
+    cfg = cfg.replace(steps=total)
+    bar.total = total
+    write_config(cfg)
+    return total, cfg, Stepper(model, cfg, total, mesh)
 
 
 def _val_loss(stepper, state, store, transform, cfg, mcfg, n_batches: int = 4) -> float:
