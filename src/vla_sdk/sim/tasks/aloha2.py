@@ -69,8 +69,11 @@ class TransferCube(Task):
         # Finger yaws near -pi/2 are the right arm's natural ones (forearm roll ~0); with the forearm roll held
         # near its start, every demonstration takes the same joint-space route (else the IK splits a rotation
         # between forearm roll and wrist rotate differently per seed, +-pi apart: unlearnable demonstrations).
-        yaw = nearest_grasp_yaw(body_yaw(p.body_xmat("cube")), -np.pi / 2)
-        grasp = top_down(yaw, DOWN)
+        # The grasp yaw is fixed, not aligned with the cube's (+-0.5 rad): the open fingers (0.074 m) span the 0.04 m
+        # cube at any of its yaws (at most 0.054 m across) and closing squares it between them. Demonstrations
+        # then depend on where the cube is, not on its orientation, which a small policy cannot read from a few
+        # pixels (aligned grasps left the wrist rotation the worst-fitted joint of every transfer-cube policy).
+        grasp = top_down(-np.pi / 2, DOWN)
         meet = np.array([0.0, 0.0, 0.22])  # cube centre at the handover
         r_hand = top_down(-np.pi / 2, TO_LEFT)  # fingers along y, pointing at the left arm
         l_hand = top_down(np.pi / 2 + np.pi / 2, TO_RIGHT)  # fingers vertical: grip the cube's top and bottom
