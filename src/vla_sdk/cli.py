@@ -203,6 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         "cameras instead of extrapolating the demonstration from the arm's pose (default 0)",
     )
     tr.add_argument(
+        "--state-dropout",
+        type=float,
+        default=0.0,
+        help="fraction of training samples shown without the robot state (e.g. 0.3): those must be predicted from "
+        "the cameras alone, which then learn where the objects are instead of leaving it to the state (default 0)",
+    )
+    tr.add_argument(
         "--delta-actions",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -150,6 +150,7 @@ def train(args) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         state_noise=args.state_noise,
+        state_dropout=args.state_dropout,
         max_shift=args.max_shift,
         delta_actions=args.delta_actions,
         dtype=args.dtype,

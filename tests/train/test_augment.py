@@ -1,11 +1,15 @@
-"""Training-time augmentation: state noise (real dims only, at the asked-for scale) and image shift/jitter."""
+"""Training-time augmentation: state noise (real dims only, at the asked-for scale), state dropout, and image
+shift/jitter."""
+
+import dataclasses
 
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
-from vla_sdk.model import fake_batch, get_preset
-from vla_sdk.train.augment import augment_images, noisy_state
+from vla_sdk.model import VLA, fake_batch, get_preset
+from vla_sdk.train.augment import augment_images, drop_state, noisy_state
 from vla_sdk.train.config import TrainConfig
 
 
@@ -18,6 +22,31 @@ def test_state_noise_only_on_real_dims_with_the_given_std():
     assert abs(delta.std() - 0.2) < 0.02 and abs(delta.mean()) < 0.02
     again = np.asarray(noisy_state(jax.random.key(1), b.state, b.state_mask, 0.2))
     assert np.array_equal(out, again)  # a key in, the same noise out
+
+
+def test_state_dropout_hides_whole_states_from_the_model():
+    """A dropped sample's mask is cleared in every dim, about ``rate`` of the batch is dropped, and the model's
+    input (the prefix its action head reads) for a dropped sample no longer depends on its state values."""
+    cfg = get_preset("vla-tiny")
+    b = fake_batch(cfg, 512, rng=0, state_dims=8)
+    mask = np.asarray(drop_state(jax.random.key(2), b.state_mask, 0.3))
+    kept = mask.any(axis=1)
+    assert np.array_equal(mask[kept], np.asarray(b.state_mask)[kept])  # kept rows: untouched, padding still off
+    assert abs((~kept).mean() - 0.3) < 0.06
+    assert np.array_equal(np.asarray(drop_state(jax.random.key(2), b.state_mask, 0.0)), np.asarray(b.state_mask))
+
+    model = VLA(cfg, rngs=nnx.Rngs(0))
+    small = fake_batch(cfg, 2, rng=1, state_dims=8)
+    other = small.state + 1.0
+    prefix = {}
+    for name, m in (("kept", small.state_mask), ("dropped", np.zeros_like(small.state_mask))):
+        for which, state in (("a", small.state), ("b", other)):
+            obs = dataclasses.replace(small, state=state, state_mask=m)
+            prefix[name, which] = np.asarray(model.encode_prefix(obs)[0])
+    assert np.array_equal(prefix["dropped", "a"], prefix["dropped", "b"])
+    assert not np.allclose(prefix["kept", "a"], prefix["kept", "b"])  # with the mask on, the state reaches it
+    with pytest.raises(ValueError, match="--state-dropout must be in"):
+        TrainConfig(data=("d",), out="r", state_dropout=1.0)
 
 
 def test_image_augmentation_takes_uint8_and_returns_model_range():

@@ -39,3 +39,9 @@ def noisy_state(rng: jax.Array, state: jax.Array, state_mask: jax.Array, std: fl
     """Normalized state [B, S] + N(0, std^2) on the real dimensions (``state_mask``); padded dims stay zero."""
     noise = std * jax.random.normal(rng, state.shape, state.dtype)
     return jnp.where(state_mask, state + noise, state)
+
+
+def drop_state(rng: jax.Array, state_mask: jax.Array, rate: float) -> jax.Array:
+    """Clear the whole state mask [B, S] of a ``rate`` fraction of the samples: the model sees them without state."""
+    keep = jax.random.bernoulli(rng, 1.0 - rate, (state_mask.shape[0], 1))
+    return jnp.logical_and(state_mask, keep)

@@ -61,6 +61,8 @@ class TrainConfig:
     # teach invariance to where things are in the image: a fixed camera that must localize objects wants little
     state_noise: float = 0.0  # std of Gaussian noise added to the normalized robot state while training: the
     # policy cannot extrapolate the demonstration from the arm's exact pose ("copycat") and must look at the images
+    state_dropout: float = 0.0  # fraction of training samples shown without their state (its mask cleared): those
+    # must be predicted from the images alone, so the cameras learn what the state would otherwise give away
     delta_actions: bool | None = None  # predict arm actions relative to the current state (grippers stay
     # absolute). None: as the --base checkpoint was trained (absolute without a base)
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
@@ -87,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"--max-shift must be >= 0 pixels, got {self.max_shift}")
         if not 0.0 <= self.state_noise <= 2.0:
             raise ValueError(f"--state-noise must be in [0, 2] (normalized units), got {self.state_noise}")
+        if not 0.0 <= self.state_dropout < 1.0:
+            raise ValueError(f"--state-dropout must be in [0, 1), got {self.state_dropout}")
         if self.finetune not in FINETUNE:
             raise ValueError(f"--finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if not 0.0 <= self.ema_decay < 1.0:

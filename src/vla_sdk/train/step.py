@@ -16,7 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vla_sdk.model.vla import VLA
 from vla_sdk.train import lora
-from vla_sdk.train.augment import augment_images, noisy_state
+from vla_sdk.train.augment import augment_images, drop_state, noisy_state
 from vla_sdk.train.config import TrainConfig
 
 
@@ -75,6 +75,9 @@ class Stepper:
         if cfg.state_noise > 0:
             k_state = jax.random.fold_in(rng, 2)
             batch = {**batch, "state": noisy_state(k_state, batch["state"], batch["state_mask"], cfg.state_noise)}
+        if cfg.state_dropout > 0:
+            k_drop = jax.random.fold_in(rng, 3)
+            batch = {**batch, "state_mask": drop_state(k_drop, batch["state_mask"], cfg.state_dropout)}
 
         def loss_fn(params):
             return self.model(params).loss(batch, k_loss)
