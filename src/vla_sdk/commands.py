@@ -181,6 +181,8 @@ def eval_policy(args) -> int:
             print(f"{args.replay}: chunk MSE {out['chunk_mse']:.5f} over {out['chunks']} chunks")
             for name, v in out["per_joint_mse"].items():
                 print(f"  {name:<24} {v:.5f}")
+            phases = "  ".join(f"{k} {v:.5f}" for k, v in out["mse_by_phase"].items())
+            print(f"by where the chunk starts in its episode: {phases}")
         return 0
     cfg = EvalConfig(
         policy=str(args.policy),

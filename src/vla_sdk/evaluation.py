@@ -204,8 +204,14 @@ def load_mapping_id(spec) -> str:
     return str(load_mapping(spec).get("env_id", "mapped env"))
 
 
+PHASES = 5  # replay reports the chunk MSE per fifth of the episode
+
+
 def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = None, stride: int = 10) -> dict:
-    """Offline: predicted chunks vs the recorded actions (MSE in raw action units, per joint), no simulator."""
+    """Offline: predicted chunks vs the recorded actions (MSE in raw action units, per joint and per fifth of the
+    episodes' timelines, by where each chunk starts), no simulator. The phases show what an average hides: a policy
+    that ignores its cameras fits late chunks from the arm's pose and misses only the first ones, before the arm
+    has moved towards the object."""
     from vla_sdk.data.reader import Dataset
 
     ds = Dataset(dataset)
@@ -216,6 +222,7 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
     if names and list(names) != list(policy.transform.action_names):
         raise ValueError(f"{dataset}: its actions {names} are not the policy's {policy.transform.action_names}")
     sq, count = np.zeros(policy.transform.robot_dim), np.zeros(policy.transform.robot_dim)
+    phase_sq, phase_n = np.zeros(PHASES), np.zeros(PHASES)
     n_chunks = 0
     for k in episodes if episodes is not None else range(ds.num_episodes):
         ep = ds.episode(k, cameras=list(policy.cameras))
@@ -232,10 +239,18 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
             sq += err.sum(0)
             count += len(target)
             n_chunks += 1
+            phase = min(PHASES - 1, PHASES * t // ep["length"])
+            phase_sq[phase] += err.mean()
+            phase_n[phase] += 1
     per_joint = sq / np.maximum(count, 1)
     return {
         "dataset": str(dataset),
         "chunks": n_chunks,
         "chunk_mse": float(per_joint.mean()),
         "per_joint_mse": dict(zip(policy.transform.action_names, per_joint.tolist(), strict=True)),
+        "mse_by_phase": {
+            f"{100 * i // PHASES}-{100 * (i + 1) // PHASES} %": float(phase_sq[i] / phase_n[i])
+            for i in range(PHASES)
+            if phase_n[i]
+        },
     }

@@ -45,6 +45,11 @@ def test_offline_replay(aloha_policy, capsys):
     assert main(["eval", str(aloha_policy / "run"), "--replay", str(aloha_policy / "demos"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["chunks"] > 0 and np.isfinite(out["chunk_mse"]) and len(out["per_joint_mse"]) == 14
+    phases = out["mse_by_phase"]  # where in the episode the error is: the first fifth is where a blind policy fails
+    assert list(phases) == ["0-20 %", "20-40 %", "40-60 %", "60-80 %", "80-100 %"]
+    assert all(np.isfinite(v) and v >= 0 for v in phases.values())
+    assert main(["eval", str(aloha_policy / "run"), "--replay", str(aloha_policy / "demos")]) == 0
+    assert "by where the chunk starts in its episode: 0-20 %" in capsys.readouterr().out
 
 
 class ToyReach(gym.Env):
