@@ -37,6 +37,9 @@ class ModelConfig:
     patch_size: int = 8  # total stride from pixels to tokens: (image_size / patch_size)^2 tokens per camera
     vision: str = "patches"  # one of VISION; "keypoints": `keypoints` tokens per camera, each where + what
     keypoints: int = 16  # vision="keypoints": spatial-softmax keypoints (= tokens) per camera
+    keypoint_sharpness: float = 1.0  # vision="keypoints": the maps' logits are multiplied by this. A map at 1.0 can
+    # stay diffuse over the whole image and barely move with a small object; at 10 it peaks where its feature
+    # does (a few-pixel cube then moves its keypoint). 1.0 is what every earlier checkpoint was trained with
     # --- prefix transformer over [image tokens, state token, language tokens] ---
     d_model: int = 64  # width of the prefix transformer
     num_layers: int = 2  # pre-LN transformer blocks
@@ -63,6 +66,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
         if not self.cameras:
             raise ValueError("ModelConfig.cameras must name at least one camera")
+        if not (isinstance(self.keypoint_sharpness, (int, float)) and 0 < self.keypoint_sharpness <= 100):
+            raise ValueError(f"ModelConfig.keypoint_sharpness must be in (0, 100], got {self.keypoint_sharpness!r}")
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"ModelConfig.cameras has duplicate names: {self.cameras}")
         if not isinstance(self.stem_layers, int) or self.stem_layers < 0:

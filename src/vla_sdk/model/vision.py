@@ -98,12 +98,13 @@ class KeypointEncoder(nnx.Module):
         self.proj = nnx.Linear(c + 2, config.d_model, dtype=dtype, rngs=rngs)
         self.embed = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.keypoints, config.d_model)))
         self.ln = nnx.LayerNorm(config.d_model, epsilon=1e-6, dtype=dtype, rngs=rngs)
+        self.sharpness = float(config.keypoint_sharpness)
 
     def __call__(self, images: jax.Array) -> jax.Array:
         x = images
         for conv in self.stem:
             x = jax.nn.gelu(conv(x))
         feats = jax.nn.gelu(self.conv(x))  # [B, h, w, C]
-        where, what = spatial_softmax(self.logits(feats), feats)
+        where, what = spatial_softmax(self.sharpness * self.logits(feats), feats)
         tokens = self.proj(jnp.concatenate([where, what], axis=-1).astype(feats.dtype))
         return self.ln(tokens + self.embed[...].astype(tokens.dtype))

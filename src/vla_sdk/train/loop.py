@@ -134,8 +134,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     cameras = datasets[0].cameras
     mcfg = _model_config(cfg, cameras, base_meta)
     if base_meta is not None and cfg.model:
-        was = base_meta["model_config"]
-        changes = ", ".join(f"{k} {was.get(k)} -> {v}" for k, v in cfg.model.items())
+        was = ModelConfig.from_dict(base_meta["model_config"])  # a field the base predates: its default
+        changes = ", ".join(f"{k} {getattr(was, k)} -> {v}" for k, v in cfg.model.items())
         log(f"model config changed from the base: {changes}")
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
     cfg = _resolve_delta_actions(cfg, base_meta, log)
