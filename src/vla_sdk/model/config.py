@@ -39,7 +39,7 @@ class ModelConfig:
     keypoints: int = 16  # vision="keypoints": spatial-softmax keypoints (= tokens) per camera
     keypoint_sharpness: float = 1.0  # vision="keypoints": the maps' logits are multiplied by this. A map at 1.0 can
     # stay diffuse over the whole image and barely move with a small object; at 10 it peaks where its feature
-    # does (a few-pixel cube then moves its keypoint). 1.0 is what every earlier checkpoint was trained with
+    # does (a feature that responds to a few-pixel object then moves a keypoint with it). Earlier checkpoints: 1.0
     # --- prefix transformer over [image tokens, state token, language tokens] ---
     d_model: int = 64  # width of the prefix transformer
     num_layers: int = 2  # pre-LN transformer blocks
