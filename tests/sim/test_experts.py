@@ -54,3 +54,22 @@ def test_pick_place_expert_keeps_the_home_hand_yaw():
         fingers = env.physics.site_xmat("tcp")[:, 1]  # tool y = finger axis
         yaws.append(np.arctan2(fingers[1], fingers[0]) % np.pi)
     np.testing.assert_allclose(yaws, np.pi / 2, atol=0.05)  # fingers along world y, as at home
+
+
+def test_transfer_cube_expert_looks_at_the_cube_before_reaching():
+    """The right arm pauses at one pose for every layout, from where its wrist camera sees the cube (red pixels
+    at a place that moves with the cube): the reach is decided from a view in which the cube is large."""
+    env = VlaEnv("aloha2/transfer_cube", cameras=("cam_right_wrist",), image_size=(48, 48))
+    hands, centroids = [], []
+    for seed in range(4):
+        env.reset(seed=seed)
+        expert = env.make_expert()
+        for _ in range(60):  # the look pose is reached at 0.9 s and held until 1.3 s (45-65 steps at 50 Hz)
+            obs, *_ = env.step(expert.act())
+        hands.append(env.physics.site_pos("right/gripper"))
+        img = obs["images"]["cam_right_wrist"].astype(int)
+        red = (img[..., 0] > 150) & (img[..., 1] < 90) & (img[..., 2] < 90)
+        assert red.sum() >= 4, f"seed {seed}: the cube is not in the wrist camera's view"
+        centroids.append(np.argwhere(red).mean(axis=0))
+    np.testing.assert_allclose(hands, np.repeat(hands[:1], 4, axis=0), atol=0.01)
+    assert np.ptp(np.asarray(centroids), axis=0).max() > 8  # the cube's image moves with the layout

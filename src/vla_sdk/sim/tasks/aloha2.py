@@ -78,22 +78,28 @@ class TransferCube(Task):
         r_hand = top_down(-np.pi / 2, TO_LEFT)  # fingers along y, pointing at the left arm
         l_hand = top_down(np.pi / 2 + np.pi / 2, TO_RIGHT)  # fingers vertical: grip the cube's top and bottom
         depth = 0.01  # the cube centre sits this far beyond the site along the approach
+        # The right arm first stops where its wrist camera looks down on the whole area the cube can be in (it sees
+        # the cube at 8-10 px in a 96-px image), then reaches for it: the reach is decided from a view in which the
+        # cube is large, not from the 4 px it covers in cam_high (where a small policy never learned to find it).
+        look = np.array([0.14, 0.0, 0.32])
         wps = [
             Waypoint(
-                1.2,
-                {"right": (c + [0, 0, 0.10], grasp), "left": (meet + [-0.20, 0, 0], l_hand)},
+                0.9,
+                {"right": (look, grasp), "left": (meet + [-0.20, 0, 0], l_hand)},
                 {"right/gripper": 1.0, "left/gripper": 1.0},
             ),
-            Waypoint(1.8, {"right": (c + [0, 0, depth], grasp)}),
-            Waypoint(2.3, {}, {"right/gripper": 0.0}),
-            Waypoint(2.8, {"right": (c + [0, 0, 0.12], grasp)}),
-            Waypoint(3.8, {"right": (meet - depth * TO_LEFT, r_hand)}),
-            Waypoint(4.3, {"left": (meet - 0.08 * TO_RIGHT, l_hand)}),
-            Waypoint(4.9, {"left": (meet - depth * TO_RIGHT, l_hand)}),
-            Waypoint(5.4, {}, {"left/gripper": 0.0}),
-            Waypoint(5.9, {}, {"right/gripper": 1.0}),
-            Waypoint(6.6, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
-            Waypoint(7.4, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
+            Waypoint(1.3, {}),  # hold still and look
+            Waypoint(2.1, {"right": (c + [0, 0, 0.10], grasp)}),
+            Waypoint(2.7, {"right": (c + [0, 0, depth], grasp)}),
+            Waypoint(3.2, {}, {"right/gripper": 0.0}),
+            Waypoint(3.7, {"right": (c + [0, 0, 0.12], grasp)}),
+            Waypoint(4.7, {"right": (meet - depth * TO_LEFT, r_hand)}),
+            Waypoint(5.2, {"left": (meet - 0.08 * TO_RIGHT, l_hand)}),
+            Waypoint(5.8, {"left": (meet - depth * TO_RIGHT, l_hand)}),
+            Waypoint(6.3, {}, {"left/gripper": 0.0}),
+            Waypoint(6.8, {}, {"right/gripper": 1.0}),
+            Waypoint(7.5, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
+            Waypoint(8.3, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
         ]
         return _expert(self, wps, joint_posture_costs={"left/forearm_roll": 0.05, "right/forearm_roll": 0.05})
 
