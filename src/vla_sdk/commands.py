@@ -165,6 +165,8 @@ def train(args) -> int:
             f"final loss {summary['final_loss']}, last checkpoint step {summary['last_checkpoint']}, "
             f"{summary['seconds']:.0f} s"
         )
+    if summary["stopped"] == "interrupted":
+        return 130  # the shell's code for a run stopped by Ctrl-C
     return 0 if summary["stopped"] in ("finished", "time budget") else 1
 
 

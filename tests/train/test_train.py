@@ -312,3 +312,36 @@ def test_time_budget_refits_when_the_machine_slows_down(demos, cache, tmp_path, 
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["steps"] == 119
     last_lr = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][-2]["lr"]
     assert last_lr < 0.06 * cfg.lr  # the cosine schedule decayed (its end: 5 % of the peak)
+
+
+def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_on_the_same_curve(demos, cache, tmp_path):
+    """SIGINT (Ctrl-C) between checkpoints: the run saves the step it reached (not only the last periodic
+    checkpoint), exits with 130 and says how to go on; --resume continues the uninterrupted run's loss curve."""
+    full, stopped = tmp_path / "full", tmp_path / "stopped"
+    common = ["--steps", "300", "--save-every", "250", "--no-augment"]
+    assert main([*_args(demos, full, cache, *common), "--json"]) == 0
+    log = _losses(full)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vla_sdk.cli", *_args(demos, stopped, cache, *common)],
+        env={**os.environ, "MUJOCO_GL": "egl"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics, deadline = stopped / "metrics.jsonl", time.time() + 300
+    while (
+        time.time() < deadline and proc.poll() is None and (not metrics.exists() or metrics.read_text().count("\n") < 5)
+    ):
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    saved = sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit())
+    assert len(saved) == 1 and 30 <= saved[0] < 250, saved  # the step it reached, before any periodic checkpoint
+    assert f"interrupted at step {saved[0]}: checkpoint saved" in err and "--resume" in err
+    assert "Traceback" not in err
+    assert main([*_args(demos, stopped, cache, *common), "--resume"]) == 0
+    resumed = _losses(stopped)
+    after = [s for s in log if s > saved[0]]
+    np.testing.assert_allclose([resumed[s] for s in after], [log[s] for s in after], rtol=1e-5)

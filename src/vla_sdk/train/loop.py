@@ -19,6 +19,7 @@ from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
 from vla_sdk.train import lora
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
+from vla_sdk.train.interrupt import StopRequest
 from vla_sdk.train.step import Stepper, make_mesh
 from vla_sdk.transforms import PolicyTransform
 
@@ -208,6 +209,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     t_loop, steps_timed, save_seconds = _clock(), 0, 0.0
     cap, fit_mark = cfg.steps, None  # --time-budget: at most --steps; (step, time) the pace is measured from
     history = []
+    ctrl_c = StopRequest().install()
     try:
         while step < total:
             state, m = stepper.train_step(state, next(data))
@@ -293,7 +295,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                     stop_reason = "time budget"
                     log(f"--time-budget reached at step {step}; checkpoint saved")
                     break
+            if ctrl_c.requested:  # Ctrl-C: keep every step done so far, then stop
+                stop_reason = "interrupted"
+                if step != last_saved:
+                    ckpts.save(step, jax.device_get(state), meta({"step": step, "val_loss": None}))
+                    last_saved = step
+                log(f"interrupted at step {step}: checkpoint saved; run the same command with --resume to go on")
+                break
     finally:
+        ctrl_c.restore()
         bar.close()
         metrics_file.close()
         tb.close()
