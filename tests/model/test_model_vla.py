@@ -9,6 +9,7 @@ from flax import nnx
 from vla_sdk.model import (
     VLA,
     Batch,
+    ModelConfig,
     Observation,
     as_batch,
     as_observation,
@@ -129,3 +130,20 @@ def test_bfloat16_compute_with_nnx_jit():
     as_dict = {f.name: getattr(batch, f.name) for f in dataclasses.fields(Batch)}
     loss, metrics = nnx.jit(lambda m, b: m.loss(b, KEY))(model, as_dict)
     assert loss.dtype == jnp.float32 and 0.5 < loss < 10 and set(metrics) == {"loss", "flow_mse"}
+
+
+def test_without_proprio_the_state_never_reaches_the_model():
+    """``proprio=False``: same weights as with it (a base can switch it off), and the prefix no longer depends on
+    the state, as for a sample whose state mask is cleared; with it on, the state does reach the prefix."""
+    blind_cfg = CFG.replace(proprio=False)
+    seeing, blind = VLA(CFG, rngs=nnx.Rngs(0)), VLA(blind_cfg, rngs=nnx.Rngs(0))
+    assert param_count(seeing) == param_count(blind)
+    obs = fake_obs(CFG, 2, 5)
+    moved = dataclasses.replace(obs, state=obs.state + 1.0)
+    hidden = dataclasses.replace(obs, state_mask=jnp.zeros_like(obs.state_mask))
+    np.testing.assert_array_equal(blind.encode_prefix(obs)[0], blind.encode_prefix(moved)[0])
+    np.testing.assert_array_equal(blind.encode_prefix(obs)[0], seeing.encode_prefix(hidden)[0])
+    assert not np.allclose(seeing.encode_prefix(obs)[0], seeing.encode_prefix(moved)[0])
+    assert ModelConfig.from_dict(blind_cfg.to_dict()).proprio is False
+    with pytest.raises(ValueError, match="proprio must be true or false"):
+        CFG.replace(proprio="no")

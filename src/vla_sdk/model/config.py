@@ -31,6 +31,9 @@ class ModelConfig:
     action_dim: int = 32  # A: actions padded to this width
     horizon: int = 8  # T: actions per predicted chunk
     max_tokens: int = 16  # L: instruction length in byte tokens (BOS and EOS included)
+    proprio: bool = True  # False: the model never sees the robot state (its token says "no state"); the cameras
+    # carry everything. Delta actions still start from the state. Against a policy that recognises each training
+    # episode by its state and replays it instead of looking (causal confusion / copycat)
     # --- vision encoder (shared by all cameras) ---
     stem_layers: int = 1  # 3x3 stride-2 GELU convs before patchify (each halves the resolution)
     stem_channels: int = 16  # channels of the conv stem
@@ -66,6 +69,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
         if not self.cameras:
             raise ValueError("ModelConfig.cameras must name at least one camera")
+        if not isinstance(self.proprio, bool):
+            raise ValueError(f"ModelConfig.proprio must be true or false, got {self.proprio!r}")
         if not (isinstance(self.keypoint_sharpness, (int, float)) and 0 < self.keypoint_sharpness <= 100):
             raise ValueError(f"ModelConfig.keypoint_sharpness must be in (0, 100], got {self.keypoint_sharpness!r}")
         if len(set(self.cameras)) != len(self.cameras):

@@ -77,7 +77,7 @@ class VLA(nnx.Module):
         img = (img + self.camera_embed[...].astype(img.dtype)[None, :, None, :]).reshape(b, c * n, cfg.d_model)
         img_mask = jnp.repeat(present, n, axis=1)
 
-        state_mask = jnp.asarray(obs.state_mask, bool)
+        state_mask = jnp.asarray(obs.state_mask, bool) & cfg.proprio  # proprio=False: every state is "no state"
         state = jnp.where(state_mask, obs.state, 0.0)
         state_tok = self.state_proj(jnp.concatenate([state, state_mask], axis=-1).astype(cfg.compute_dtype))[:, None]
 
