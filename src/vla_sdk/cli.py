@@ -203,6 +203,15 @@ def _parser() -> argparse.ArgumentParser:
         "cameras instead of extrapolating the demonstration from the arm's pose (default 0)",
     )
     tr.add_argument(
+        "--env-state-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="also regress the recorded object positions (observation.environment_state, which `vla record` stores "
+        "in simulation) from the cameras, with this loss weight (e.g. 1): a training-only target that teaches the "
+        "cameras where the objects are; the policy never reads it (default 0: off)",
+    )
+    tr.add_argument(
         "--state-dropout",
         type=float,
         default=0.0,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
+from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.model.config import ModelConfig
 from vla_sdk.model.tokenizer import ByteTokenizer
 
@@ -82,6 +83,7 @@ class PolicyTransform:
                 raise ValueError(
                     f"statistics for {key!r} have {norm.mean.shape[0]} dimensions, the robot has {self.robot_dim}"
                 )
+        self.env_norm = Normalizer.from_stats(stats, ENV_STATE) if ENV_STATE in stats else None
         self.tokenizer = ByteTokenizer(config.max_tokens)
 
     def check_cameras(self, given) -> None:
@@ -124,6 +126,12 @@ class PolicyTransform:
         """Model output [..., T, A] (and the state [..., A_robot] it was predicted from) -> raw [..., T, A_robot]."""
         raw = self.action_norm.inverse(np.asarray(model_actions, np.float32)[..., : self.robot_dim])
         return raw if self.delta_mask is None else raw + self._offset(state)
+
+    def env_state(self, env_state: np.ndarray) -> np.ndarray:
+        """Raw object positions [..., E] -> the normalized training target of ``--env-state-weight``."""
+        if self.env_norm is None:
+            raise ValueError(f"the statistics have no {ENV_STATE!r} entry to normalize the environment state with")
+        return self.env_norm(env_state)
 
     def to_delta(self, actions: np.ndarray, state: np.ndarray | None) -> np.ndarray:
         """Absolute action chunks [..., T, A_robot] -> what the model predicts (deltas in the masked dims)."""

@@ -105,6 +105,10 @@ def test_missing_camera_and_bad_frames_are_refused(dataset_copy):
     imgs = {c: np.zeros((32, 32, 3), np.uint8) for c in ("cam_high", "cam_left_wrist")}
     with pytest.raises(ValueError, match=r"action must be finite with shape \(14,\)"):
         ep.add(imgs, np.zeros(14), np.full(14, np.nan))
+    with pytest.raises(ValueError, match=r"records observation.environment_state; env_state was not given"):
+        ep.add(imgs, np.zeros(14), np.zeros(14))
+    with pytest.raises(ValueError, match=r"observation.environment_state must be finite with shape \(3,\)"):
+        ep.add(imgs, np.zeros(14), np.zeros(14), np.zeros(6))
     ep.discard()
     with pytest.raises(ValueError, match=r"no camera\(s\) \['cam_low'\]"):
         Dataset(dataset_copy).episode(0, cameras=["cam_low"])

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,3 +161,32 @@ def test_action_noise_bad_input(tmp_path):
         RecordConfig("fr3/pick_place", tmp_path, action_noise=-0.1)
     with pytest.raises(ValueError, match="--action-noise needs --teleop scripted"):
         RecordConfig("fr3/pick_place", tmp_path, teleop="replay", source=tmp_path, action_noise=0.02)
+
+
+def test_recording_stores_the_object_positions(recorded, tmp_path):
+    """Simulated recordings carry ``observation.environment_state``: the objects' positions, named, as they were at
+    each frame (the cube starts where the seed put it and is lifted); a dataset recorded before the feature existed
+    is resumed without it, unchanged in its schema."""
+    from vla_sdk.sim.env import VlaEnv
+
+    ds = Dataset(recorded)
+    assert ds.features[L.ENV_STATE]["names"] == ["cube.x", "cube.y", "cube.z"]
+    env = VlaEnv("aloha2/transfer_cube", cameras=[])
+    for k in range(2):
+        ep = ds.episode(k, decode_video=False)
+        env.reset(seed=ep["seed"])
+        np.testing.assert_allclose(ep[L.ENV_STATE][0], env.physics.body_pos("cube"), atol=1e-6)
+        assert ep[L.ENV_STATE][:, 2].max() > ep[L.ENV_STATE][0, 2] + 0.05  # lifted during the episode
+    assert np.asarray(ds.stats()[L.ENV_STATE]["std"]).shape == (3,)
+    assert validate(recorded) == []
+    old = tmp_path / "old"
+    shutil.copytree(recorded, old)
+    info = json.loads((old / L.INFO_PATH).read_text())
+    del info["features"][L.ENV_STATE]
+    (old / L.INFO_PATH).write_text(json.dumps(info))
+    cams = ("cam_high", "cam_left_wrist")
+    cfg = RecordConfig("aloha2/transfer_cube", old, episodes=3, resume=True, cameras=cams, image_size=(32, 32))
+    record(cfg, progress=False, log=print)
+    again = Dataset(old)
+    assert again.num_episodes == 3 and L.ENV_STATE not in again.features
+    assert L.ENV_STATE not in again.episode(2, decode_video=False)

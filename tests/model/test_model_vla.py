@@ -147,3 +147,27 @@ def test_without_proprio_the_state_never_reaches_the_model():
     assert ModelConfig.from_dict(blind_cfg.to_dict()).proprio is False
     with pytest.raises(ValueError, match="proprio must be true or false"):
         CFG.replace(proprio="no")
+
+
+def test_env_state_readout_is_a_training_target_only():
+    """``env_state_dim``: a readout of the image tokens adds ``weight * mse`` to the loss and nothing else; at weight
+    0 (or without a target) the loss is the action loss, and the actions never depend on the readout's weights."""
+    cfg = CFG.replace(env_state_dim=3, head="l1")
+    model = VLA(cfg, rngs=nnx.Rngs(0))
+    plain = VLA(cfg.replace(env_state_dim=0), rngs=nnx.Rngs(0))
+    assert param_count(model) == param_count(plain) + 2 * 16 * 64 * 3 + 3  # (2 cameras x 16 tokens x d) -> 3
+    batch = fake_batch(cfg, 4, 1)
+    env_state = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
+    target = dataclasses.replace(batch, env_state=env_state)
+    base, _ = plain.loss(batch, KEY)
+    np.testing.assert_allclose(model.loss(batch, KEY, 5.0)[0], base, rtol=1e-6)  # no target: nothing added
+    np.testing.assert_allclose(model.loss(target, KEY, 0.0)[0], base, rtol=1e-6)
+    loss, metrics = model.loss(target, KEY, 2.0)
+    assert metrics["env_state_mse"] > 0
+    np.testing.assert_allclose(loss, base + 2.0 * metrics["env_state_mse"], rtol=1e-5)
+    obs = as_observation(batch)
+    before = model.sample_actions(obs, KEY)
+    model.env_readout.kernel.value = model.env_readout.kernel.value + 1.0
+    np.testing.assert_array_equal(model.sample_actions(obs, KEY), before)
+    with pytest.raises(ValueError, match="env_state_dim must be an int >= 0"):
+        CFG.replace(env_state_dim=-1)

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -345,3 +346,31 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_on_the_same_curve(demos
     resumed = _losses(stopped)
     after = [s for s in log if s > saved[0]]
     np.testing.assert_allclose([resumed[s] for s in after], [log[s] for s in after], rtol=1e-5)
+
+
+def test_env_state_weight_trains_a_readout_of_the_object_positions(demos, cache, tmp_path):
+    """--env-state-weight: the recorded cube position becomes a second target (its error falls while training),
+    the checkpoint carries the readout's width and the statistics; a dataset without the feature is refused."""
+    from vla_sdk.data.layout import ENV_STATE, INFO_PATH
+
+    run = tmp_path / "env"
+    args = ("--steps", "60", "--lr", "2e-3", "--env-state-weight", "1", "--save-every", "60", "--model", "head=l1")
+    assert main(_args(demos, run, cache, *args)) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    mse = [r["env_state_mse"] for r in rows if "env_state_mse" in r]
+    assert len(mse) == 6 and mse[-1] < 0.5 * mse[0], mse
+    assert all(r["loss"] > r["l1"] for r in rows if "l1" in r)  # the action loss plus the weighted readout error
+    policy = Policy.load(run)
+    assert policy.meta["model_config"]["env_state_dim"] == 3 and ENV_STATE in policy.meta["stats"]
+    old = tmp_path / "old"
+    shutil.copytree(demos, old)
+    info = json.loads((old / INFO_PATH).read_text())
+    del info["features"][ENV_STATE]
+    (old / INFO_PATH).write_text(json.dumps(info))
+    cfg = TrainConfig(
+        data=(str(old),), out=str(tmp_path / "o"), preset="vla-tiny", env_state_weight=1.0, cache_dir=str(cache)
+    )
+    with pytest.raises(ValueError, match=f"--env-state-weight: {old} has no 'observation.environment_state'"):
+        train(cfg, progress=False)
+    with pytest.raises(ValueError, match="--env-state-weight must be in"):
+        cfg.replace(env_state_weight=-1.0)

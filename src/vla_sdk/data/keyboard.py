@@ -21,7 +21,7 @@ from collections import deque
 
 import numpy as np
 
-from vla_sdk.data.record import RecordConfig, _InterruptFlag, open_dataset, summarize
+from vla_sdk.data.record import RecordConfig, _InterruptFlag, object_positions, open_dataset, summarize
 from vla_sdk.sim.env import VlaEnv
 from vla_sdk.sim.ik import EndEffectorIK
 
@@ -214,7 +214,7 @@ class _Session:
                         lead = targets[n][0] - ik.pose(n)[0]
                         if np.linalg.norm(lead) > MAX_LEAD:  # unreachable: pull the target back
                             targets[n] = (ik.pose(n)[0] + lead * MAX_LEAD / np.linalg.norm(lead), targets[n][1])
-                    ep.add(obs.get("images", {}), obs["state"], action)
+                    ep.add(obs.get("images", {}), obs["state"], action, object_positions(self.writer, env))
                     obs, _, terminated, truncated, _ = env.step(action)
                     if terminated or truncated:
                         done = True

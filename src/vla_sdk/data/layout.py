@@ -33,6 +33,7 @@ EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 INFO_PATH, STATS_PATH, TASKS_PATH = "meta/info.json", "meta/stats.json", "meta/tasks.parquet"
 STAGING = ".staging"  # uncommitted episodes; never read as data
 IMAGE_PREFIX = "observation.images."
+ENV_STATE = "observation.environment_state"  # optional: object positions (simulation), a training-only target
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 DEFAULT_FEATURES = {
     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
@@ -118,13 +119,17 @@ def make_features(
     image_size: tuple[int, int],
     fps: int,
     codec: str = "h264",
+    env_names: list[str] | None = None,
 ) -> dict:
-    """The info.json ``features`` for a robot's state/action vectors and its cameras (stored as mp4 video)."""
+    """The info.json ``features`` for a robot's state/action vectors and its cameras (stored as mp4 video), plus
+    ``observation.environment_state`` when ``env_names`` names its entries."""
     h, w = image_size
     feats = {
         "observation.state": {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
         "action": {"dtype": "float32", "shape": [len(action_names)], "names": list(action_names)},
     }
+    if env_names:
+        feats[ENV_STATE] = {"dtype": "float32", "shape": [len(env_names)], "names": list(env_names)}
     for cam in cameras:
         feats[camera_key(cam)] = {
             "dtype": "video",

@@ -49,14 +49,17 @@ class FrameStore:
                 raise ValueError(
                     f"{datasets[d].root}: the policy needs camera(s) {missing}; the dataset has {datasets[d].cameras}"
                 )
-        states, actions, tasks, lengths = [], [], [], []
+        states, actions, tasks, lengths, env_states = [], [], [], [], []
         for d, k in episodes:
             ep = datasets[d].episode(k, decode_video=False)
+            env_states.append(ep.get(L.ENV_STATE))
             states.append(ep["observation.state"])
             actions.append(ep["action"])
             tasks.append(ep["task"])
             lengths.append(ep["length"])
         self.states, self.actions = np.concatenate(states), np.concatenate(actions)  # [N, A_robot]
+        # object positions [N, E] when every dataset recorded them (observation.environment_state), else None
+        self.env_states = None if any(e is None for e in env_states) else np.concatenate(env_states)
         self.lengths = np.array(lengths)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         self.frame_episode = np.repeat(np.arange(len(episodes)), self.lengths)  # [N]
@@ -104,6 +107,8 @@ class FrameStore:
         )
         obs["actions"] = transform.actions(self.actions[rows], self.states[idx])
         obs["action_is_pad"] = is_pad
+        if transform.env_norm is not None and self.env_states is not None:
+            obs["env_state"] = transform.env_state(self.env_states[idx])
         return obs
 
     def chunk_rows(self, idx: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:

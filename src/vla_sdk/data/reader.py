@@ -69,6 +69,7 @@ class Dataset:
         out = {
             "observation.state": L.column_array(table, "observation.state"),
             "action": L.column_array(table, "action"),
+            **({L.ENV_STATE: L.column_array(table, L.ENV_STATE)} if L.ENV_STATE in self.features else {}),
             "timestamp": table.column("timestamp").to_numpy(),
             "task": self.tasks[int(table.column("task_index")[0].as_py())],
             "seed": ep["seed"],
@@ -102,7 +103,8 @@ class Dataset:
         if not eps:
             raise ValueError("stats of an empty episode list")
         data = [self.episode(k, decode_video=False) for k in eps]
-        stats = {n: vector_stats(np.concatenate([d[n] for d in data])) for n in ("observation.state", "action")}
+        vectors = [n for n in ("observation.state", "action", L.ENV_STATE) if n in data[0]]
+        stats = {n: vector_stats(np.concatenate([d[n] for d in data])) for n in vectors}
         frames = sum(d["length"] for d in data)
         for key in self.video_keys:
             hist = np.zeros((3, 256), np.int64)

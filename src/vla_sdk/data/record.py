@@ -87,7 +87,8 @@ def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
     """Create the dataset for ``env`` (or reopen it with --resume, checking it matches)."""
     emb = env.embodiment
     fps = int(round(env.control_hz))
-    features = L.make_features(emb.names, emb.names, list(env.cameras), env.image_size, fps)
+    objects = env.physics.object_names()
+    features = L.make_features(emb.names, emb.names, list(env.cameras), env.image_size, fps, env_names=objects)
     if cfg.resume and (cfg.out / L.INFO_PATH).exists():
         writer = DatasetWriter.open(cfg.out)
         for key in ("observation.state", "action", *[L.camera_key(c) for c in env.cameras]):
@@ -105,6 +106,12 @@ def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
         return writer
     vla = {"task": env.spec_name, "robot": emb.name, "embodiment": emb.to_json(), "teleop": cfg.teleop}
     return DatasetWriter.create(cfg.out, features, fps, emb.name, vla, force=cfg.force)
+
+
+def object_positions(writer: DatasetWriter, env: VlaEnv) -> np.ndarray | None:
+    """This frame's object positions for a dataset that records ``observation.environment_state`` (datasets
+    recorded before it existed do not, and are resumed without it)."""
+    return env.physics.object_positions() if L.ENV_STATE in writer.features else None
 
 
 def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict:
@@ -148,7 +155,7 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
             success, states = False, []
             for t in range(env.max_steps if actions is None else len(actions)):
                 action = policy.act() if policy is not None else np.asarray(actions[t], np.float64)
-                ep.add(obs.get("images", {}), obs["state"], action)
+                ep.add(obs.get("images", {}), obs["state"], action, object_positions(writer, env))
                 states.append(obs["state"])
                 obs, _, terminated, truncated, info = env.step(noise(action) if noise else action)
                 success = bool(info["success"])

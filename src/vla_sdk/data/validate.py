@@ -146,8 +146,8 @@ def _check_data(root, info, r, i, columns, n_tasks, fps, err) -> None:
         ti = t.column("task_index").to_numpy()
         if len(ti) and (ti.min() < 0 or ti.max() >= n_tasks):
             err(rel, f"episode {i}: field 'task_index' outside 0..{n_tasks - 1}")
-    for col in ("observation.state", "action"):
-        if col in have:
+    for col in ("observation.state", "action", L.ENV_STATE):
+        if col in have and col in info["features"]:
             x = L.column_array(t, col)
             want = tuple(info["features"][col]["shape"])
             if x.shape[1:] != want:
@@ -193,7 +193,7 @@ def _check_stats(root, features, err) -> None:
     except json.JSONDecodeError as e:
         return err(L.STATS_PATH, f"not valid JSON: {e}")
     for name, f in features.items():
-        if name not in ("observation.state", "action") and f.get("dtype") != "video":
+        if name not in ("observation.state", "action", L.ENV_STATE) and f.get("dtype") != "video":
             continue
         if name not in stats:
             err(L.STATS_PATH, f"no statistics for feature {name!r}")

@@ -69,6 +69,7 @@ class EpisodeWriter:
         self.staging.mkdir(parents=True)
         self.states: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
+        self.env_states: list[np.ndarray] = []
         self.wall: list[float] = []
         self.hist = {k: np.zeros((3, 256), np.int64) for k in dataset.video_keys}
         self.streams = {k: _VideoStream(self.staging / f"{k}.mp4", dataset.fps) for k in dataset.video_keys}
@@ -78,8 +79,11 @@ class EpisodeWriter:
     def __len__(self) -> int:
         return len(self.states)
 
-    def add(self, images: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray) -> None:
-        """Append one frame: camera images {camera: uint8[h, w, 3]}, state [A] and the action taken [A]."""
+    def add(
+        self, images: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray, env_state: np.ndarray | None = None
+    ) -> None:
+        """Append one frame: camera images {camera: uint8[h, w, 3]}, state [A], the action taken [A] and, in a
+        dataset with ``observation.environment_state``, the object positions [E]."""
         ds = self.dataset
         cams = {L.camera_key(c): img for c, img in images.items()}
         if set(cams) != set(ds.video_keys):
@@ -91,13 +95,22 @@ class EpisodeWriter:
             want = tuple(ds.features[key]["shape"])
             if img.shape != want or img.dtype != np.uint8:
                 raise ValueError(f"frame {len(self)}: {key} must be uint8 {want}, got {img.dtype} {img.shape}")
-        for name, v in (("observation.state", state), ("action", action)):
+        vectors = {"observation.state": state, "action": action}
+        if L.ENV_STATE in ds.features or env_state is not None:
+            vectors[L.ENV_STATE] = env_state
+        for name, v in vectors.items():
+            if name not in ds.features:
+                raise ValueError(f"frame {len(self)}: dataset {ds.root} has no {name} feature to hold env_state")
+            if v is None:
+                raise ValueError(f"frame {len(self)}: dataset {ds.root} records {name}; env_state was not given")
             want = tuple(ds.features[name]["shape"])
             if np.shape(v) != want or not np.all(np.isfinite(v)):
                 raise ValueError(f"frame {len(self)}: {name} must be finite with shape {want}, got {np.shape(v)}")
         self.wall.append(time.perf_counter() - self.t0)
         self.states.append(np.asarray(state, np.float32))
         self.actions.append(np.asarray(action, np.float32))
+        if env_state is not None:
+            self.env_states.append(np.asarray(env_state, np.float32))
         for key, img in cams.items():
             self.hist[key] += image_histogram(img)
             self.streams[key].put(np.ascontiguousarray(img))
@@ -139,7 +152,8 @@ class DatasetWriter:
         self.video_keys = L.video_keys(self.features)
         self.tasks = L.read_tasks(self.root)
         self.episodes = L.read_episodes(self.root)
-        self._vectors: dict[str, list[np.ndarray]] = {"observation.state": [], "action": []}
+        names = ("observation.state", "action", L.ENV_STATE)
+        self._vectors: dict[str, list[np.ndarray]] = {k: [] for k in names if k in self.features}
         for ep in self.episodes:
             table = pq.read_table(self.root / L.data_path(ep["episode_index"]), columns=list(self._vectors))
             for name in self._vectors:
@@ -197,12 +211,13 @@ class DatasetWriter:
         if ep.task not in self.tasks:
             self.tasks.append(ep.task)
         n, start = len(ep), sum(e["length"] for e in self.episodes)
-        states, actions = np.stack(ep.states), np.stack(ep.actions)
+        vectors = {"observation.state": np.stack(ep.states), "action": np.stack(ep.actions)}
+        if L.ENV_STATE in self._vectors:
+            vectors[L.ENV_STATE] = np.stack(ep.env_states)
         frame = np.arange(n)
         table = pa.table(
             {
-                "observation.state": L.vector_column(states),
-                "action": L.vector_column(actions),
+                **{name: L.vector_column(v) for name, v in vectors.items()},
                 "timestamp": pa.array((frame / self.fps).astype(np.float32)),
                 "timestamp_wall": pa.array(np.array(ep.wall, np.float64)),
                 "frame_index": pa.array(frame, pa.int64()),
@@ -233,8 +248,8 @@ class DatasetWriter:
             "extra": {k: v for k, v in ep.extra.items()},
         }
         self.episodes.append(row)
-        self._vectors["observation.state"].append(states)
-        self._vectors["action"].append(actions)
+        for name, v in vectors.items():
+            self._vectors[name].append(v)
         if overruns:
             msg = (
                 f"episode {idx}: the loop ran slower than {self.fps} fps on {overruns} of {n} frames "

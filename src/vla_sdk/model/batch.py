@@ -38,6 +38,7 @@ class Batch(Observation):
 
     actions: jax.Array  # [B, T, A] float, normalized future actions, zero-padded to A
     action_is_pad: jax.Array | None = None  # [B, T] bool, True = step past the episode end (no loss); None = none
+    env_state: jax.Array | None = None  # [B, E] float, normalized object positions: a training-only target
 
 
 jax.tree_util.register_dataclass(Observation)

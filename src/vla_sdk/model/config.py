@@ -34,6 +34,8 @@ class ModelConfig:
     proprio: bool = True  # False: the model never sees the robot state (its token says "no state"); the cameras
     # carry everything. Delta actions still start from the state. Against a policy that recognises each training
     # episode by its state and replays it instead of looking (causal confusion / copycat)
+    env_state_dim: int = 0  # > 0: a training-only readout regresses this many environment-state values (object
+    # positions) from the image tokens (train --env-state-weight); actions never depend on it
     # --- vision encoder (shared by all cameras) ---
     stem_layers: int = 1  # 3x3 stride-2 GELU convs before patchify (each halves the resolution)
     stem_channels: int = 16  # channels of the conv stem
@@ -75,6 +77,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.keypoint_sharpness must be in (0, 100], got {self.keypoint_sharpness!r}")
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"ModelConfig.cameras has duplicate names: {self.cameras}")
+        if not isinstance(self.env_state_dim, int) or isinstance(self.env_state_dim, bool) or self.env_state_dim < 0:
+            raise ValueError(f"ModelConfig.env_state_dim must be an int >= 0, got {self.env_state_dim!r}")
         if not isinstance(self.stem_layers, int) or self.stem_layers < 0:
             raise ValueError(f"ModelConfig.stem_layers must be an int >= 0, got {self.stem_layers!r}")
         if self.max_tokens < 2:

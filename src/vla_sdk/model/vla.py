@@ -66,6 +66,9 @@ class VLA(nnx.Module):
         self.token_pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.max_tokens, d)))
         self.encoder = Encoder(d, config.num_layers, config.num_heads, config.mlp_ratio, dtype=dtype, rngs=rngs)
         self.head = HEAD_CLASSES[config.head](config, rngs=rngs)
+        n_img = len(config.cameras) * config.tokens_per_camera
+        # training-only readout of the object positions from the image tokens (see ModelConfig.env_state_dim)
+        self.env_readout = linear(n_img * d, config.env_state_dim, dtype, rngs) if config.env_state_dim else None
 
     def encode_prefix(self, obs: Observation | Mapping) -> tuple[jax.Array, jax.Array]:
         """Prefix outputs ``[B, P, d_model]`` and their key mask ``[B, P]`` (True = real token)."""
@@ -89,11 +92,19 @@ class VLA(nnx.Module):
         mask = jnp.concatenate([img_mask, jnp.ones((b, 1), bool), jnp.asarray(obs.token_mask, bool)], axis=1)
         return self.encoder(x, mask), mask
 
-    def loss(self, batch: Batch | Mapping, rng: jax.Array) -> tuple[jax.Array, dict]:
-        """Scalar training loss (float32) and a metrics dict; only real dims of non-pad steps count."""
+    def loss(self, batch: Batch | Mapping, rng: jax.Array, env_state_weight: float = 0.0) -> tuple[jax.Array, dict]:
+        """Scalar training loss (float32) and a metrics dict; only real dims of non-pad steps count. With
+        ``env_state_weight`` > 0 (and a model and batch with an environment state) the loss adds that weight times
+        the mean squared error of the object positions read out of the image tokens (``env_state_mse``)."""
         batch = as_batch(batch)
         prefix, mask = self.encode_prefix(batch)
         loss, metrics = self.head.loss(prefix, mask, batch, rng)
+        if self.env_readout is not None and batch.env_state is not None:
+            n_img = len(self.config.cameras) * self.config.tokens_per_camera
+            img = jnp.where(mask[:, :n_img, None], prefix[:, :n_img], 0.0)  # absent cameras say nothing
+            pred = self.env_readout(img.reshape(img.shape[0], -1)).astype(jnp.float32)
+            metrics["env_state_mse"] = jnp.mean(jnp.square(pred - batch.env_state))
+            loss = loss + env_state_weight * metrics["env_state_mse"]
         return loss, {"loss": loss, **metrics}
 
     def sample_actions(self, obs: Observation | Mapping, rng: jax.Array, num_steps: int | None = None) -> jax.Array:

@@ -36,6 +36,9 @@ class Physics:
             if d.mirror_joint
         }
         self._body_geoms: dict[str, frozenset[int]] = {}
+        # the scene's objects: bodies on a free joint (what the robot moves) and mocap bodies (what a task places)
+        free = {int(m.jnt_bodyid[j]) for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE}
+        self._objects = [b for b in range(m.nbody) if b in free or m.body_mocapid[b] >= 0]
         grip = embodiment.gripper_indices
         self._grip = np.array(grip, dtype=int)
         self._f0 = np.array([embodiment.dims[i].finger_range[0] for i in grip])
@@ -81,6 +84,15 @@ class Physics:
         span = self._f1 - self._f0
         lo[self._grip], hi[self._grip] = (lo[self._grip] - self._f0) / span, (hi[self._grip] - self._f0) / span
         return lo - margin, hi + margin
+
+    def object_names(self) -> list[str]:
+        """Names of :meth:`object_positions`' entries: ``<body>.x``, ``<body>.y``, ``<body>.z`` per object."""
+        return [f"{self.model.body(b).name}.{axis}" for b in self._objects for axis in "xyz"]
+
+    def object_positions(self) -> np.ndarray:
+        """World positions of the scene's objects (free-jointed and mocap bodies, in model order), flat [3K]:
+        privileged simulator state, recorded as ``observation.environment_state`` for training-only targets."""
+        return self.data.xpos[self._objects].reshape(-1).copy()
 
     # ---- scene helpers used by tasks and experts -------------------------------------------------------------
     def body_pos(self, name: str) -> np.ndarray:

@@ -63,6 +63,9 @@ class TrainConfig:
     # policy cannot extrapolate the demonstration from the arm's exact pose ("copycat") and must look at the images
     state_dropout: float = 0.0  # fraction of training samples shown without their state (its mask cleared): those
     # must be predicted from the images alone, so the cameras learn what the state would otherwise give away
+    env_state_weight: float = 0.0  # > 0: also regress the dataset's observation.environment_state (object
+    # positions, recorded in simulation) from the image tokens, with this loss weight: a training-only target that
+    # teaches the cameras where the objects are. The policy never reads it; 0: off
     delta_actions: bool | None = None  # predict arm actions relative to the current state (grippers stay
     # absolute). None: as the --base checkpoint was trained (absolute without a base)
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ValueError(f"--max-shift must be >= 0 pixels, got {self.max_shift}")
         if not 0.0 <= self.state_noise <= 2.0:
             raise ValueError(f"--state-noise must be in [0, 2] (normalized units), got {self.state_noise}")
+        if not 0.0 <= self.env_state_weight <= 100.0:
+            raise ValueError(f"--env-state-weight must be in [0, 100], got {self.env_state_weight}")
         if not 0.0 <= self.state_dropout < 1.0:
             raise ValueError(f"--state-dropout must be in [0, 1), got {self.state_dropout}")
         if self.finetune not in FINETUNE:

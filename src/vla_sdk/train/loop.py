@@ -12,6 +12,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
+from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.data.loader import FrameStore, batches
 from vla_sdk.data.reader import Dataset
 from vla_sdk.data.stats import vector_stats
@@ -67,6 +68,24 @@ def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) 
         )
     dtype = cfg.dtype or ("float32" if jax.default_backend() == "cpu" else "bfloat16")
     return mcfg.replace(dtype=dtype)
+
+
+def _env_state_readout(cfg: TrainConfig, mcfg: ModelConfig, datasets: list[Dataset]) -> ModelConfig:
+    """``--env-state-weight``: the model gets a readout as wide as the datasets' recorded environment state."""
+    if cfg.env_state_weight <= 0:
+        return mcfg
+    widths = set()
+    for ds in datasets:
+        feature = ds.features.get(ENV_STATE)
+        if feature is None:
+            raise ValueError(
+                f"--env-state-weight: {ds.root} has no {ENV_STATE!r} feature (record it again with this version of "
+                "`vla record`, e.g. --teleop replay --source from the same dataset, or train without the flag)"
+            )
+        widths.add(tuple(feature.get("names") or range(feature["shape"][0])))
+    if len(widths) > 1:
+        raise ValueError(f"--env-state-weight: the datasets record different environment states: {sorted(widths)}")
+    return mcfg.replace(env_state_dim=len(widths.pop()))
 
 
 def _resolve_delta_actions(cfg: TrainConfig, base_meta: dict | None, log) -> TrainConfig:
@@ -138,6 +157,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         was = ModelConfig.from_dict(base_meta["model_config"])  # a field the base predates: its default
         changes = ", ".join(f"{k} {getattr(was, k)} -> {v}" for k, v in cfg.model.items())
         log(f"model config changed from the base: {changes}")
+    mcfg = _env_state_readout(cfg, mcfg, datasets)
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
     cfg = _resolve_delta_actions(cfg, base_meta, log)
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
@@ -148,6 +168,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         raise ValueError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(action_names)}")
     actions = store.actions if delta_mask is None else store.delta_chunks(mcfg.horizon, np.array(delta_mask))
     stats = {"observation.state": vector_stats(store.states), "action": vector_stats(actions)}
+    if cfg.env_state_weight > 0:
+        stats[ENV_STATE] = vector_stats(store.env_states)
     transform = PolicyTransform(mcfg, action_names, stats, delta_mask)
     val_store = (
         FrameStore(datasets, val_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress) if val_eps else None

@@ -80,7 +80,7 @@ class Stepper:
             batch = {**batch, "state_mask": drop_state(k_drop, batch["state_mask"], cfg.state_dropout)}
 
         def loss_fn(params):
-            return self.model(params).loss(batch, k_loss)
+            return self.model(params).loss(batch, k_loss, cfg.env_state_weight)
 
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
