@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.embodiment import load_embodiment
 from vla_sdk.policy import Policy
 from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop
@@ -221,6 +222,12 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
     names = ds.features["action"].get("names")
     if names and list(names) != list(policy.transform.action_names):
         raise ValueError(f"{dataset}: its actions {names} are not the policy's {policy.transform.action_names}")
+    env_names = ds.features.get(ENV_STATE, {}).get("names")
+    width = getattr(policy.config, "env_state_dim", 0)  # a readout: trained with --env-state-weight (not exported)
+    read_env = bool(width and getattr(policy.transform, "env_norm", None) is not None and env_names)
+    if read_env and len(env_names) != width:
+        raise ValueError(f"{dataset}: its {ENV_STATE} has {len(env_names)} values, the policy reads out {width}")
+    env_abs = []
     sq, count = np.zeros(policy.transform.robot_dim), np.zeros(policy.transform.robot_dim)
     phase_sq, phase_n = np.zeros(PHASES), np.zeros(PHASES)
     n_chunks = 0
@@ -234,6 +241,8 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
                 "instruction": ep["task"],
             }
             pred = policy(obs)
+            if read_env:
+                env_abs.append(np.abs(policy.read_env_state(obs) - ep[ENV_STATE][t]))
             target = ep["action"][t : t + len(pred)]
             err = (pred[: len(target)] - target) ** 2
             sq += err.sum(0)
@@ -243,7 +252,9 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
             phase_sq[phase] += err.mean()
             phase_n[phase] += 1
     per_joint = sq / np.maximum(count, 1)
+    env = {"env_state_mae": dict(zip(env_names, np.mean(env_abs, axis=0).tolist(), strict=True))} if read_env else {}
     return {
+        **env,
         "dataset": str(dataset),
         "chunks": n_chunks,
         "chunk_mse": float(per_joint.mean()),

@@ -36,6 +36,7 @@ class Policy:
             raise ValueError(f"the checkpoint has no weights for {missing[:5]} ({len(missing)} in all)")
         self.model = model
         self._sample = jit_sample_actions(model)
+        self._read_env = None
         self._rng = jax.random.key(seed)
         self.calls = 0
 
@@ -77,3 +78,13 @@ class Policy:
         self.calls += 1
         chunk = self._sample(inputs, rng)  # [1, T, A]
         return self.transform.unactions(np.asarray(chunk), obs["state"])[0]
+
+    def read_env_state(self, obs: dict) -> np.ndarray:
+        """Where the policy's image tokens place the objects, in the units of the training data's
+        ``observation.environment_state`` [E] (a policy trained with --env-state-weight; diagnostics only)."""
+        if self.transform.env_norm is None or self.config.env_state_dim == 0:
+            raise ValueError("this policy has no environment-state readout (trained without --env-state-weight)")
+        if self._read_env is None:
+            self._read_env = nnx.jit(lambda model, inputs: model.read_env_state(inputs))
+        inputs = self.transform.observation(obs["images"], obs["state"], obs["instruction"])
+        return self.transform.env_norm.inverse(np.asarray(self._read_env(self.model, inputs)))[0]

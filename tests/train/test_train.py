@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from vla_sdk.cli import main
+from vla_sdk.evaluation import replay
 from vla_sdk.policy import Policy
 from vla_sdk.train.config import TrainConfig, parse_duration
 from vla_sdk.train.loop import train
@@ -362,6 +363,8 @@ def test_env_state_weight_trains_a_readout_of_the_object_positions(demos, cache,
     assert all(r["loss"] > r["l1"] for r in rows if "l1" in r)  # the action loss plus the weighted readout error
     policy = Policy.load(run)
     assert policy.meta["model_config"]["env_state_dim"] == 3 and ENV_STATE in policy.meta["stats"]
+    mae = replay(policy, demos, episodes=[0], stride=40)["env_state_mae"]  # where the cameras put the cube, m
+    assert list(mae) == ["cube.x", "cube.y", "cube.z"] and all(0 <= v < 1 for v in mae.values())
     old = tmp_path / "old"
     shutil.copytree(demos, old)
     info = json.loads((old / INFO_PATH).read_text())

@@ -100,12 +100,22 @@ class VLA(nnx.Module):
         prefix, mask = self.encode_prefix(batch)
         loss, metrics = self.head.loss(prefix, mask, batch, rng)
         if self.env_readout is not None and batch.env_state is not None:
-            n_img = len(self.config.cameras) * self.config.tokens_per_camera
-            img = jnp.where(mask[:, :n_img, None], prefix[:, :n_img], 0.0)  # absent cameras say nothing
-            pred = self.env_readout(img.reshape(img.shape[0], -1)).astype(jnp.float32)
+            pred = self._read_env_state(prefix, mask)
             metrics["env_state_mse"] = jnp.mean(jnp.square(pred - batch.env_state))
             loss = loss + env_state_weight * metrics["env_state_mse"]
         return loss, {"loss": loss, **metrics}
+
+    def read_env_state(self, obs: Observation | Mapping) -> jax.Array:
+        """The readout's normalized object positions ``[B, E]`` (float32), for diagnostics: what the image tokens
+        say about where the objects are. Needs ``config.env_state_dim`` > 0."""
+        if self.env_readout is None:
+            raise ValueError("this model has no environment-state readout (it was trained without --env-state-weight)")
+        return self._read_env_state(*self.encode_prefix(obs))
+
+    def _read_env_state(self, prefix: jax.Array, mask: jax.Array) -> jax.Array:
+        n_img = len(self.config.cameras) * self.config.tokens_per_camera
+        img = jnp.where(mask[:, :n_img, None], prefix[:, :n_img], 0.0)  # absent cameras say nothing
+        return self.env_readout(img.reshape(img.shape[0], -1)).astype(jnp.float32)
 
     def sample_actions(self, obs: Observation | Mapping, rng: jax.Array, num_steps: int | None = None) -> jax.Array:
         """One action chunk ``[B, T, A]`` (float32, zeros in padded dims). ``num_steps`` defaults to flow_steps."""
