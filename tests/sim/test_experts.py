@@ -73,3 +73,29 @@ def test_transfer_cube_expert_looks_at_the_cube_before_reaching():
         centroids.append(np.argwhere(red).mean(axis=0))
     np.testing.assert_allclose(hands, np.repeat(hands[:1], 4, axis=0), atol=0.01)
     assert np.ptp(np.asarray(centroids), axis=0).max() > 8  # the cube's image moves with the layout
+
+
+def test_transfer_cube_left_hand_follows_the_cube_without_pausing():
+    """When the cube is not where the plan put it (a policy's or DART noise's error in the right arm), the left
+    hand's reach is planned from where it really is: with the right arm's executed joints offset the cube ends up
+    centimetres apart, and the left fingers still arrive at the same place relative to it. Through the handover
+    the arms or fingers always move: the robot never stands still while the next action depends on how long it
+    has stood (a state-only policy cannot time such a pause)."""
+    env = VlaEnv("aloha2/transfer_cube", cameras=[])
+    right = np.array([n.startswith("right/") and not n.endswith("gripper") for n in env.embodiment.names])
+    cubes, offsets = [], []
+    for bias in (-0.04, 0.0, 0.04):
+        env.reset(seed=0)
+        expert, states = env.make_expert(), []
+        for step in range(330):
+            obs, *_ = env.step(expert.act() + bias * right)
+            states.append(obs["state"])
+            if step == 285:  # the left hand has arrived (4.7 + 0.5 + 0.5 s); its fingers are closing
+                cubes.append(env.physics.body_pos("cube"))
+                offsets.append(env.physics.site_pos("left/gripper") - cubes[-1])
+        moving = np.abs(np.diff(np.asarray(states)[170:], axis=0)).max(axis=1) > 3e-3  # from the lift on
+        still = max(len(run) for run in "".join(" " if m else "x" for m in moving).split(" "))
+        assert still <= 14, f"right arm bias {bias}: the robot stands still for {still} steps in the handover"
+    # Across the reach (y: sideways, z: height); along it, the fingers may stop on the right hand's fingers.
+    assert np.ptp(np.asarray(cubes)[:, 1:], axis=0).min() > 0.01  # the bias moved the cube in the right hand...
+    assert np.ptp(np.asarray(offsets)[:, 1:], axis=0).max() < 0.006  # ...and the left hand followed it

@@ -94,14 +94,30 @@ class TransferCube(Task):
             Waypoint(3.2, {}, {"right/gripper": 0.0}),
             Waypoint(3.7, {"right": (c + [0, 0, 0.12], grasp)}),
             Waypoint(4.7, {"right": (meet - depth * TO_LEFT, r_hand)}),
-            Waypoint(5.2, {"left": (meet - 0.08 * TO_RIGHT, l_hand)}),
-            Waypoint(5.8, {"left": (meet - depth * TO_RIGHT, l_hand)}),
-            Waypoint(6.3, {}, {"left/gripper": 0.0}),
-            Waypoint(6.8, {}, {"right/gripper": 1.0}),
-            Waypoint(7.5, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
-            Waypoint(8.3, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
         ]
-        return _expert(self, wps, joint_posture_costs={"left/forearm_roll": 0.05, "right/forearm_roll": 0.05})
+        expert = _expert(self, wps, joint_posture_costs={"left/forearm_roll": 0.05, "right/forearm_roll": 0.05})
+
+        def reach():
+            # Planned from where the cube really is in the right hand (the grasp and the carry are never exact), so
+            # the left arm's reach follows the cube: demonstrations recorded with action noise show the correction
+            # a policy needs.
+            return [Waypoint(0.5, {"left": (p.body_pos("cube") - 0.08 * TO_RIGHT, l_hand)})]
+
+        def handover():
+            # Re-planned once more on the last 8 cm, also taking out the left arm's tracking error. The left fingers
+            # start closing on the way in and the right hand opens as soon as they grip: no phase in which the
+            # robot stands still while the next action depends on how long it has stood (a policy that sees only
+            # the state cannot time such a pause).
+            goal = p.body_pos("cube") - depth * TO_RIGHT + expert.ik.pose("left")[0] - p.site_pos("left/gripper")
+            return [
+                Waypoint(0.5, {"left": (goal, l_hand)}, {"left/gripper": 0.75}),
+                Waypoint(0.75, {}, {"left/gripper": 0.0}),
+                Waypoint(1.15, {}, {"right/gripper": 1.0}),
+                Waypoint(1.85, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
+                Waypoint(2.65, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
+            ]
+
+        return StagedExpert(expert, [reach, handover])
 
 
 def _fingers(p, arm: str) -> set[int]:
