@@ -79,8 +79,8 @@ def test_transfer_cube_left_hand_follows_the_cube_without_pausing():
     """When the cube is not where the plan put it (a policy's or DART noise's error in the right arm), the left
     hand's reach is planned from where it really is: with the right arm's executed joints offset the cube ends up
     centimetres apart, and the left fingers still arrive at the same place relative to it. Through the handover
-    the arms or fingers always move: the robot never stands still while the next action depends on how long it
-    has stood (a state-only policy cannot time such a pause)."""
+    the robot never stands still for more than 14 steps (0.28 s; the earlier expert's pause was 19-20 steps): a
+    policy that sees only the state cannot time how long it has stood."""
     env = VlaEnv("aloha2/transfer_cube", cameras=[])
     right = np.array([n.startswith("right/") and not n.endswith("gripper") for n in env.embodiment.names])
     cubes, offsets = [], []
@@ -90,7 +90,7 @@ def test_transfer_cube_left_hand_follows_the_cube_without_pausing():
         for step in range(330):
             obs, *_ = env.step(expert.act() + bias * right)
             states.append(obs["state"])
-            if step == 285:  # the left hand has arrived (4.7 + 0.5 + 0.5 s); its fingers are closing
+            if step == 285:  # the left hand has arrived (4.7 + 0.5 + 0.5 s)
                 cubes.append(env.physics.body_pos("cube"))
                 offsets.append(env.physics.site_pos("left/gripper") - cubes[-1])
         moving = np.abs(np.diff(np.asarray(states)[170:], axis=0)).max(axis=1) > 3e-3  # from the lift on

@@ -104,17 +104,18 @@ class TransferCube(Task):
             return [Waypoint(0.5, {"left": (p.body_pos("cube") - 0.08 * TO_RIGHT, l_hand)})]
 
         def handover():
-            # Re-planned once more on the last 8 cm, also taking out the left arm's tracking error. The left fingers
-            # start closing on the way in and the right hand opens as soon as they grip: no phase in which the
-            # robot stands still while the next action depends on how long it has stood (a policy that sees only
-            # the state cannot time such a pause).
+            # Re-planned once more for the last 8 cm, also taking out the left arm's tracking error. The left
+            # fingers close (on the right hand's fingers, which stand out round the cube) as soon as the hand is
+            # there, and the right hand opens as soon as they have, dropping the cube between them: the pauses in
+            # which the robot stands still while the next action depends on how long it has stood (which a policy
+            # that sees only the state cannot time) are short. Longer waits made the right fingers open too late.
             goal = p.body_pos("cube") - depth * TO_RIGHT + expert.ik.pose("left")[0] - p.site_pos("left/gripper")
             return [
-                Waypoint(0.5, {"left": (goal, l_hand)}, {"left/gripper": 0.75}),
-                Waypoint(0.75, {}, {"left/gripper": 0.0}),
-                Waypoint(1.15, {}, {"right/gripper": 1.0}),
-                Waypoint(1.85, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
-                Waypoint(2.65, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
+                Waypoint(0.5, {"left": (goal, l_hand)}),
+                Waypoint(0.8, {}, {"left/gripper": 0.0}),
+                Waypoint(1.3, {}, {"right/gripper": 1.0}),
+                Waypoint(2.0, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
+                Waypoint(2.8, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
             ]
 
         return StagedExpert(expert, [reach, handover])
