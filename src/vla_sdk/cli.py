@@ -261,7 +261,9 @@ def _parser() -> argparse.ArgumentParser:
         "--delay-steps", type=int, help="async: simulated inference delay in control steps (default: measured once)"
     )
     ev.add_argument(
-        "--max-steps", type=int, help="cap each episode at this many control steps (default: the task's limit)"
+        "--max-steps",
+        type=int,
+        help="episode length in control steps, below or above the task's limit (default: that limit)",
     )
     ev.add_argument("--json", action="store_true", help="print a JSON summary")
 
