@@ -182,3 +182,31 @@ def test_delta_action_artifact_matches_its_float_policy(tiny_run, tmp_path):
     ref.reset(3), art.reset(3)
     for f in fs:
         np.testing.assert_allclose(art(f), ref(f), atol=1e-5)
+
+
+def test_the_training_only_readout_is_left_out(tiny_run, tmp_path):
+    """A policy trained with --env-state-weight carries a readout of the object positions that inference never
+    uses: the artifact leaves it out (and says so in its model config) and still gives the checkpoint's actions."""
+    import dataclasses
+
+    from flax import nnx
+
+    from vla_sdk.export.build import export_policy
+    from vla_sdk.model import VLA, ModelConfig
+    from vla_sdk.policy import Policy
+    from vla_sdk.train.checkpoint import read_checkpoint
+
+    params, meta = read_checkpoint(tiny_run / "run")
+    cfg = dataclasses.replace(ModelConfig.from_dict(meta["model_config"]), env_state_dim=3)
+    readout = nnx.to_pure_dict(nnx.state(VLA(cfg, rngs=nnx.Rngs(1)), nnx.Param))["env_readout"]
+    params, meta = {**params, "env_readout": readout}, {**meta, "model_config": cfg.to_dict()}
+    ref = Policy(params, meta, seed=3)
+    path = tmp_path / "env.vla"
+    export_policy(params, meta, path, "none", source="env", reference=ref, gate_count=0, latency_runs=0)
+    manifest = read_artifact(path).manifest
+    assert manifest["model_config"]["env_state_dim"] == 0
+    assert not [w for w in manifest["function"]["weights"] if "env_readout" in w["name"]]
+    art = load_artifact(path, seed=3)
+    ref.reset(3), art.reset(3)
+    for f in gate_frames(meta, ref.config, 2)[0]:
+        np.testing.assert_allclose(art(f), ref(f), atol=1e-5)

@@ -15,6 +15,7 @@ go into the manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -163,6 +164,9 @@ def export_policy(
     check_meta(meta, source)
     float_policy = reference or Policy(params, meta, seed)
     cfg = float_policy.config
+    if cfg.env_state_dim:  # the object-position readout is a training target only: inference never calls it
+        params = {k: v for k, v in params.items() if k != "env_readout"}
+        cfg = dataclasses.replace(cfg, env_state_dim=0)
     named, treedef = _named(params)
     stored, qmeta = quantize_params(named, quantize)
     blob, fn = trace_function(cfg, treedef, qmeta, stored, platforms)
