@@ -99,3 +99,33 @@ def test_transfer_cube_left_hand_follows_the_cube_without_pausing():
     # Across the reach (y: sideways, z: height); along it, the fingers may stop on the right hand's fingers.
     assert np.ptp(np.asarray(cubes)[:, 1:], axis=0).min() > 0.01  # the bias moved the cube in the right hand...
     assert np.ptp(np.asarray(offsets)[:, 1:], axis=0).max() < 0.006  # ...and the left hand followed it
+
+
+def test_transfer_cube_cube_leaves_the_right_hand_while_the_left_pulls():
+    """The right fingers hardly open while the left ones squeeze them, so the cube must not wait in both hands for
+    the right arm to leave (a standing wait a state-only policy cannot time: policies stalled there, the right
+    hand commanded open and never leaving). The left hand pulls it out: when the cube last touches the right
+    fingers the left arm is moving and the right arm has not yet moved from its handover pose."""
+    env = VlaEnv("aloha2/transfer_cube", cameras=[])
+    names = env.embodiment.names
+    left = np.array([n.startswith("left/") and not n.endswith("gripper") for n in names])
+    right = np.array([n.startswith("right/") and not n.endswith("gripper") for n in names])
+    p = env.physics
+    cube = p.body_geoms("cube")
+    fingers = p.body_geoms("right/left_finger_link") | p.body_geoms("right/right_finger_link")
+    env.reset(seed=0)
+    expert, states, touching = env.make_expert(), [], []
+    for _ in range(450):
+        obs, _, term, trunc, info = env.step(expert.act())
+        states.append(obs["state"])
+        touching.append(p.touching(cube, fingers))
+        if term or trunc:
+            break
+    assert info["success"]
+    states, touching = np.asarray(states), np.asarray(touching)
+    release = int(np.flatnonzero(touching)[-1])  # the last step the cube touches the right fingers
+    handover_pose = states[release - 40, right]  # the right arm stands at the handover from before the left grips
+    # Measured: the right arm moves <= 0.012 rad (the pull tugs it), the left 0.02 rad in the last 5 steps; with
+    # the earlier expert (wait, then the right arm leaves) 0.10 and 0.004 rad.
+    assert np.abs(states[release, right] - handover_pose).max() < 0.03, "the right arm left before the cube did"
+    assert np.abs(states[release, left] - states[release - 5, left]).max() > 0.01, "the left arm was not moving"

@@ -106,14 +106,16 @@ class TransferCube(Task):
         def handover():
             # Re-planned once more for the last 8 cm, also taking out the left arm's tracking error. The left
             # fingers close (on the right hand's fingers, which stand out round the cube) as soon as the hand is
-            # there, and the right hand opens as soon as they have, dropping the cube between them: the pauses in
-            # which the robot stands still while the next action depends on how long it has stood (which a policy
-            # that sees only the state cannot time) are short. Longer waits made the right fingers open too late.
+            # there; then the left hand pulls the cube back 3 cm while the right hand opens. The right fingers
+            # hardly open while the left ones squeeze them (0.48 -> 0.52), so a standing wait for them to open
+            # followed by a retreat was a step a policy cannot time: it saw the same state all through the wait
+            # and stalled there, the right hand commanded open and never leaving. The pull is a motion the state
+            # shows, and the cube is out of the right hand before the right arm retreats.
             goal = p.body_pos("cube") - depth * TO_RIGHT + expert.ik.pose("left")[0] - p.site_pos("left/gripper")
             return [
                 Waypoint(0.5, {"left": (goal, l_hand)}),
                 Waypoint(0.8, {}, {"left/gripper": 0.0}),
-                Waypoint(1.3, {}, {"right/gripper": 1.0}),
+                Waypoint(1.3, {"left": (goal - 0.03 * TO_RIGHT, l_hand)}, {"right/gripper": 1.0}),
                 Waypoint(2.0, {"right": (meet + [0.15, 0, 0.05], r_hand)}),
                 Waypoint(2.8, {"left": (meet + [-0.10, 0, 0.03], l_hand)}),
             ]
