@@ -1,7 +1,8 @@
 """The quantization table: for one trained policy, each export mode's artifact size, latency, action error against
 the float policy and closed-loop success rate.
 
-    python tools/bench_export.py runs/tc --task aloha2/transfer_cube --episodes 50 [--workers 2] [--out DIR] [--json]
+    python tools/bench_export.py runs/tc --task aloha2/transfer_cube --episodes 50 [--seed S] [--execute K]
+        [--workers 2] [--out DIR] [--json]
 
 For every mode in none/bf16/int8/int4 it runs `vla export` (size, p50/p99 latency of one policy call measured at
 export on this machine, mean/max absolute action error against the float checkpoint on 32 training frames) and
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("policy", help="training run or checkpoint folder")
     ap.add_argument("--task", help="ROBOT/TASK for the success column (omit: no evaluation)")
     ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=100_000, help="first evaluation seed, as `vla eval --seed`")
+    ap.add_argument("--execute", type=int, help="actions executed per chunk, as `vla eval --execute` (default: half)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ap.add_argument("--out", type=Path, help="folder for the artifacts (default: a temporary one)")
@@ -80,14 +83,26 @@ def main() -> None:
             float_bytes = float_bytes or exp["file_bytes"]
             ev = None
             if args.task:
-                ev = evaluate(EvalConfig(str(path), task=args.task, episodes=args.episodes, workers=args.workers))
+                ev = evaluate(
+                    EvalConfig(
+                        str(path),
+                        args.task,
+                        episodes=args.episodes,
+                        seed=args.seed,
+                        workers=args.workers,
+                        execute=args.execute,
+                    )
+                )
             rows.append(row(mode, exp, ev, float_bytes))
             print(json.dumps(rows[-1]), flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
     if args.json:
         print(json.dumps({"machine": machine, "policy": args.policy, "task": args.task, "rows": rows}, indent=2))
     else:
-        print(f"machine: {machine}; policy {args.policy}; task {args.task}, {args.episodes} episodes")
+        print(
+            f"machine: {machine}; policy {args.policy}; task {args.task}, {args.episodes} episodes from seed "
+            f"{args.seed}, execute {args.execute or 'half the chunk'}"
+        )
         print(table(rows))
 
 
