@@ -297,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="artifact to write, e.g. policy.vla")
     ex.add_argument("--check-task", metavar="ROBOT/TASK", help="also compare float vs exported success rates in sim")
     ex.add_argument("--episodes", type=int, default=10, help="episodes per policy for --check-task (default 10)")
+    ex.add_argument("--execute", type=int, help="--check-task: actions executed per chunk (default: half the chunk)")
     ex.add_argument("--platforms", default="cpu,cuda", help="platforms to compile the function for (default cpu,cuda)")
     ex.add_argument("--json", action="store_true", help="print a JSON summary")
 

@@ -249,6 +249,7 @@ def export(args) -> int:
         args.quantize,
         check_task=args.check_task,
         episodes=args.episodes,
+        execute=args.execute,
         platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
     )
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))

@@ -57,7 +57,7 @@ class EvalConfig:
             raise ValueError("--episodes and --workers must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
-        RunnerConfig(execution=self.execution)  # validates the name
+        RunnerConfig(execution=self.execution, execute=self.execute)  # validates the name and --execute
 
 
 def check_compatible(policy: Policy, task: str) -> None:

@@ -43,6 +43,8 @@ class RunnerConfig:
     def __post_init__(self):
         if self.execution not in STRATEGIES:
             raise ValueError(f"--execution must be one of {STRATEGIES}, got {self.execution!r}")
+        if self.execute is not None and self.execute < 1:
+            raise ValueError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
 
 
 class SafetyFilter:
@@ -130,7 +132,7 @@ class PolicyRunner:
         return self.safety(action)
 
     def _horizon_used(self, chunk: np.ndarray) -> int:
-        return self.cfg.execute or max(1, len(chunk) // 2)
+        return min(self.cfg.execute, len(chunk)) if self.cfg.execute else max(1, len(chunk) // 2)
 
     def _receding(self, obs):
         if self.chunk is None or self.step - self.chunk_start >= self._horizon_used(self.chunk):

@@ -66,6 +66,16 @@ def test_receding_and_ensemble_follow_the_reference():
         assert len(runner.latencies) == (4 if mode == "receding" else 40)
 
 
+def test_execute_longer_than_the_chunk_uses_the_whole_chunk_and_zero_is_refused():
+    runner = PolicyRunner(SlowPolicy(0.0), EMB, HZ, RunnerConfig(execute=H + 5, max_joint_step=10))
+    runner.reset(obs_at(0))
+    acts = np.array([runner.act(obs_at(s)) for s in range(2 * H)])
+    np.testing.assert_allclose(acts, trajectory(np.arange(2 * H)), atol=1e-9)
+    assert len(runner.latencies) == 2  # one chunk per H steps
+    with pytest.raises(ValueError, match="--execute must be >= 1"):
+        RunnerConfig(execute=0)
+
+
 def test_safety_clamps_limits_and_rate_and_refuses_nan():
     wild = lambda obs: np.tile(EMB.high + 5.0, (H, 1))  # noqa: E731
     runner = PolicyRunner(wild, EMB, HZ, RunnerConfig(max_joint_step=0.1))

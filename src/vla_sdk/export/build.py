@@ -230,6 +230,7 @@ def export_checkpoint(
     *,
     check_task: str | None = None,
     episodes: int = 10,
+    execute: int | None = None,
     **kwargs,
 ) -> dict:
     """``vla export``: read a run/checkpoint folder, export it, optionally compare success rates in simulation."""
@@ -241,7 +242,7 @@ def export_checkpoint(
     if check_task:
         from vla_sdk.export.gate import check_task as run_check
 
-        summary["check_task"] = run_check(float_policy, art_policy, check_task, episodes, str(path))
+        summary["check_task"] = run_check(float_policy, art_policy, check_task, episodes, str(path), execute=execute)
     return summary
 
 
