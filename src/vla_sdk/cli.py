@@ -203,6 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         "cameras instead of extrapolating the demonstration from the arm's pose (default 0)",
     )
     tr.add_argument(
+        "--execute",
+        type=int,
+        metavar="K",
+        help="actions of each chunk a runner executes before replanning, stored with the checkpoints and exports "
+        "as the default of `vla eval`/`vla run`/`vla export --check-task` (default: the --base's, else half the chunk)",
+    )
+    tr.add_argument(
         "--env-state-weight",
         type=float,
         default=0.0,
@@ -256,7 +263,9 @@ def _parser() -> argparse.ArgumentParser:
         default="receding",
         help="how chunks become actions (default receding)",
     )
-    ev.add_argument("--execute", type=int, help="actions executed per chunk (default: half the chunk)")
+    ev.add_argument(
+        "--execute", type=int, help="actions executed per chunk (default: as trained with --execute, else half)"
+    )
     ev.add_argument(
         "--delay-steps", type=int, help="async: simulated inference delay in control steps (default: measured once)"
     )
@@ -297,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="artifact to write, e.g. policy.vla")
     ex.add_argument("--check-task", metavar="ROBOT/TASK", help="also compare float vs exported success rates in sim")
     ex.add_argument("--episodes", type=int, default=10, help="episodes per policy for --check-task (default 10)")
-    ex.add_argument("--execute", type=int, help="--check-task: actions executed per chunk (default: half the chunk)")
+    ex.add_argument("--execute", type=int, help="--check-task: actions executed per chunk (default: as trained)")
     ex.add_argument("--platforms", default="cpu,cuda", help="platforms to compile the function for (default cpu,cuda)")
     ex.add_argument("--json", action="store_true", help="print a JSON summary")
 

@@ -152,6 +152,7 @@ def train(args) -> int:
         state_noise=args.state_noise,
         state_dropout=args.state_dropout,
         env_state_weight=args.env_state_weight,
+        execute=args.execute,
         max_shift=args.max_shift,
         delta_actions=args.delta_actions,
         dtype=args.dtype,

@@ -106,6 +106,7 @@ def _episode(env, runner: PolicyRunner, policy: Policy, seed: int, film: bool) -
     policy.reset(seed)
     frames, stride = [], max(1, round(runner.dt**-1 / 25))
     reason, success, steps = None, False, 0
+    calls = len(runner.latencies)
     try:
         runner.reset(obs)
         while True:
@@ -122,7 +123,8 @@ def _episode(env, runner: PolicyRunner, policy: Policy, seed: int, film: bool) -
         reason = str(e)
     finally:
         runner.close()
-    return {"seed": seed, "success": success, "steps": steps, "stopped": reason}, frames
+    inferences = len(runner.latencies) - calls
+    return {"seed": seed, "success": success, "steps": steps, "inferences": inferences, "stopped": reason}, frames
 
 
 def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[float]]:
@@ -136,9 +138,8 @@ def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[flo
 def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
     env, emb, hz = _make_env(cfg, policy)
     delay = cfg.delay_steps if cfg.execution == "async" else None
-    runner = PolicyRunner(
-        policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=cfg.execute, delay_steps=delay)
-    )
+    execute = cfg.execute if cfg.execute is not None else getattr(policy, "execute", None)  # as trained
+    runner = PolicyRunner(policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=execute, delay_steps=delay))
     obs, _ = env.reset(seed=seeds[0])
     policy(obs)  # compile before any latency is measured (each episode resets the policy's sampling noise)
     results, failures_filmed = [], 0
@@ -172,6 +173,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         policy(obs)
         cfg = replace(cfg, delay_steps=max(1, math.ceil((time.perf_counter() - t) * hz)))
     env.close()
+    execute_from = "--execute"
+    if cfg.execute is None:
+        cfg = replace(cfg, execute=policy.execute)  # as trained (`vla train --execute`), else half the chunk
+        execute_from = "policy" if policy.execute is not None else "half the chunk"
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     parts = [seeds[i :: cfg.workers] for i in range(cfg.workers) if seeds[i :: cfg.workers]]
     if len(parts) == 1:
@@ -191,6 +196,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         "success_rate": k / len(results),
         "ci95": [lo, hi],
         "execution": cfg.execution,
+        "execute": cfg.execute or max(1, policy.horizon // 2),
+        "execute_from": execute_from,
         "latency_ms": {q: float(np.percentile(lat, int(q[1:]))) for q in ("p50", "p90", "p99")} if len(lat) else {},
         "workers": len(parts),
         "seconds": round(time.perf_counter() - t0, 2),

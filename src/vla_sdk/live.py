@@ -26,7 +26,8 @@ def run_live(
 
     check_compatible(policy, task)
     robot = SimRobot(task, policy.cameras, policy.image_size, seed)
-    runner = PolicyRunner(policy, robot.embodiment, robot.control_hz, RunnerConfig(execution=execution))
+    config = RunnerConfig(execution=execution, execute=policy.execute)  # as trained, else half the chunk
+    runner = PolicyRunner(policy, robot.embodiment, robot.control_hz, config)
     period = 1.0 / robot.control_hz
     stride = max(1, round(robot.control_hz / 25))
     writer = VideoWriter(video, fps=robot.control_hz / stride) if video else None

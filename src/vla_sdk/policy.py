@@ -68,6 +68,11 @@ class Policy:
     def robot(self) -> str | None:
         return self.embodiment.get("name")
 
+    @property
+    def execute(self) -> int | None:
+        """Actions to execute per chunk, as trained (`vla train --execute`); None: the runner's default."""
+        return self.meta.get("execute")
+
     def reset(self, seed: int) -> None:
         """Make the sampling noise a function of (seed, call index): same seeds, same results, in any process."""
         self._rng, self.calls = jax.random.key(seed), 0

@@ -173,11 +173,13 @@ def test_delta_action_artifact_matches_its_float_policy(tiny_run, tmp_path):
 
     params, meta = read_checkpoint(tiny_run / "run")
     meta = {**meta, "delta_mask": [True] * 7 + [False]}  # fr3: 7 arm joints relative to the state, gripper absolute
+    meta["execute"] = 5  # `vla train --execute 5`: the runner's default travels into the artifact
     ref = Policy(params, meta, seed=3)
     path = tmp_path / "delta.vla"
     export_policy(params, meta, path, "none", source="delta", reference=ref, gate_count=0, latency_runs=0)
     assert read_artifact(path).manifest["delta_mask"] == meta["delta_mask"]
     art = load_artifact(path, seed=3)
+    assert art.execute == ref.execute == 5
     fs = gate_frames(meta, ref.config, 2)[0]
     ref.reset(3), art.reset(3)
     for f in fs:

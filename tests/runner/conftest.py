@@ -7,7 +7,7 @@ from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.loop import train
 
 
-def _policy(tmp_path_factory, task, cameras, name) -> Path:
+def _policy(tmp_path_factory, task, cameras, name, execute=None) -> Path:
     root = tmp_path_factory.mktemp(name)
     record(
         RecordConfig(task, root / "demos", episodes=1, cameras=cameras, image_size=(32, 32)),
@@ -23,6 +23,7 @@ def _policy(tmp_path_factory, task, cameras, name) -> Path:
             batch_size=4,
             save_every=4,
             cache_dir=str(root / "cache"),
+            execute=execute,
         ),
         progress=False,
         log=lambda m: None,
@@ -38,4 +39,5 @@ def aloha_policy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fr3_policy(tmp_path_factory) -> Path:
-    return _policy(tmp_path_factory, "fr3/pick_place", ("cam_external", "cam_wrist"), "fr3_policy")
+    """A vla-tiny fr3/pick_place run (chunk 8) trained with execute=3: runners use 3 actions per chunk."""
+    return _policy(tmp_path_factory, "fr3/pick_place", ("cam_external", "cam_wrist"), "fr3_policy", execute=3)

@@ -97,6 +97,13 @@ def test_third_party_env_through_a_mapping(fr3_policy, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["task"] == "ToyReach-v0" and out["episodes"] == 2
     assert all(e["steps"] == 15 for e in out["per_episode"])
+    # the run was trained with --execute 3: 15 steps take chunks at 0, 3, 6, 9, 12 (half the chunk of 8 would be 4)
+    assert out["execute"] == 3 and out["execute_from"] == "policy"
+    assert [e["inferences"] for e in out["per_episode"]] == [5, 5]
+    args = ["eval", str(fr3_policy / "run"), "--env-map", str(path), "--execute", "5", "--episodes", "1", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)  # --execute wins: chunks at 0, 5, 10
+    assert out["execute_from"] == "--execute" and out["per_episode"][0]["inferences"] == 3
     bad = {**mapping, "cameras": {"front": "cam_external"}}
     with pytest.raises(ValueError, match=r"needs camera\(s\) \['cam_wrist'\]; the mapping provides"):
         evaluate(EvalConfig(policy=str(fr3_policy / "run"), env_map=bad, episodes=1))
@@ -132,5 +139,6 @@ def test_eval_cli_passes_delay_and_step_cap(aloha_policy, capsys):
     assert main([*args, "--execution", "async", "--delay-steps", "3", "--max-steps", "12"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["delay_steps"] == 3 and out["per_episode"][0]["steps"] == 12
+    assert out["execute"] == 4 and out["execute_from"] == "half the chunk"  # trained without --execute; chunk 8
     with pytest.raises(ValueError, match="--max-steps must be >= 1, got 0"):
         EvalConfig(policy="x", task="aloha2/transfer_cube", max_steps=0)

@@ -59,3 +59,9 @@ def test_base_weights_are_all_kept_for_the_same_robot():
     assert f"kept {n} weight arrays, re-initialised 0" in logs[0]
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_execute_must_be_a_positive_count():
+    with pytest.raises(ValueError, match="--execute must be >= 1 .actions per chunk., got 0"):
+        TrainConfig(data=("d",), out="r", execute=0)
+    assert TrainConfig(data=("d",), out="r", execute=40).execute == 40

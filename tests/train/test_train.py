@@ -242,8 +242,9 @@ def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path, capsys):
     from vla_sdk.data.stats import vector_stats
 
     run = tmp_path / "delta"
-    assert main(_args(demos, run, cache, "--steps", "4", "--save-every", "4", "--delta-actions")) == 0
+    assert main(_args(demos, run, cache, "--steps", "4", "--save-every", "4", "--delta-actions", "--execute", "3")) == 0
     policy = Policy.load(run)
+    assert policy.execute == 3  # the runner's default actions per chunk travels too
     grippers = [i for i, n in enumerate(policy.transform.action_names) if "gripper" in n]
     assert len(grippers) == 2 and policy.meta["delta_mask"] == [i not in grippers for i in range(14)]
     ds = Dataset(demos)
@@ -264,12 +265,15 @@ def test_delta_actions_travel_in_the_checkpoint(demos, cache, tmp_path, capsys):
     args += ["--model", "image_size=48"]  # and at a higher resolution: no weight of the patch encoder changes shape
     assert main(args[:1] + args[3:]) == 0  # without "--preset vla-tiny": the base decides the model
     tuned = Policy.load(again)
-    assert tuned.meta["delta_mask"] == policy.meta["delta_mask"]
+    assert tuned.meta["delta_mask"] == policy.meta["delta_mask"] and tuned.execute == 3  # as the base
     err = capsys.readouterr().err
     assert "model config changed from the base: image_size 32 -> 48" in err and "re-initialised 0" in err, err
     assert tuned.image_size == 48 and tuned(
         {**obs, "images": {c: np.zeros((48, 48, 3), np.uint8) for c in obs["images"]}}
     ).shape == (tuned.horizon, 14)
+    bad = _args(demos, tmp_path / "long", cache, "--steps", "2", "--base", str(run), "--execute", "9")
+    assert main(bad[:1] + bad[3:]) == 2
+    assert "--execute 9 is longer than the model's chunk (horizon 8)" in capsys.readouterr().err
 
 
 def test_delta_action_choice_against_the_base_is_logged():

@@ -183,6 +183,7 @@ def export_policy(
         "embodiment": _jsonable(meta.get("embodiment") or {}),
         "action_names": list(meta["action_names"]),
         "delta_mask": meta.get("delta_mask"),  # arm actions relative to the state they were predicted from
+        "execute": meta.get("execute"),  # the runner's default actions per chunk (None: half the chunk)
         "stats": _jsonable(meta["stats"]),
         "normalization": {
             "std_floor": STD_FLOOR,

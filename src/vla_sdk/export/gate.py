@@ -75,12 +75,13 @@ def check_task(
     reference, candidate, task: str, episodes: int, source: str, seed: int = 100_000, execute: int | None = None
 ) -> dict:
     """Success rates of both policies on the same episodes of ``task`` (one process, receding execution of
-    ``execute`` actions per chunk, default half the chunk)."""
+    ``execute`` actions per chunk, default: as the checkpoint was trained, else half the chunk)."""
     from vla_sdk.evaluation import EvalConfig, _run_with, wilson_interval
 
     cfg = EvalConfig(policy=source, task=task, episodes=episodes, seed=seed, execute=execute)
     seeds = [seed + i for i in range(episodes)]
-    out = {"task": task, "episodes": episodes, "seeds": [seeds[0], seeds[-1]], "execute": execute}
+    used = execute or reference.execute or max(1, reference.horizon // 2)
+    out = {"task": task, "episodes": episodes, "seeds": [seeds[0], seeds[-1]], "execute": used}
     outcomes = {}
     for name, policy in (("float", reference), ("quantized", candidate)):
         results, latencies = _run_with(policy, cfg, seeds)

@@ -178,6 +178,11 @@ class ArtifactPolicy:
     def robot(self) -> str | None:
         return self.embodiment.get("name")
 
+    @property
+    def execute(self) -> int | None:
+        """Actions to execute per chunk, carried from the checkpoint; None: the runner's default."""
+        return self.manifest.get("execute")
+
     def reset(self, seed: int) -> None:
         """Sampling noise as a function of (seed, call index), as :meth:`vla_sdk.policy.Policy.reset`."""
         self._rng, self.calls = jax.random.key(seed, impl=self._impl), 0

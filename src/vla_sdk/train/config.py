@@ -68,6 +68,8 @@ class TrainConfig:
     # teaches the cameras where the objects are. The policy never reads it; 0: off
     delta_actions: bool | None = None  # predict arm actions relative to the current state (grippers stay
     # absolute). None: as the --base checkpoint was trained (absolute without a base)
+    execute: int | None = None  # actions a runner executes per chunk by default, stored with the checkpoints and
+    # exports (`vla eval`/`vla run` use it unless --execute is given). None: the --base checkpoint's, else half
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
     eval_every: int = 0  # steps between evaluations (0: never)
     eval_episodes: int = 10
@@ -96,6 +98,8 @@ class TrainConfig:
             raise ValueError(f"--env-state-weight must be in [0, 100], got {self.env_state_weight}")
         if not 0.0 <= self.state_dropout < 1.0:
             raise ValueError(f"--state-dropout must be in [0, 1), got {self.state_dropout}")
+        if self.execute is not None and self.execute < 1:
+            raise ValueError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
         if self.finetune not in FINETUNE:
             raise ValueError(f"--finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if not 0.0 <= self.ema_decay < 1.0:

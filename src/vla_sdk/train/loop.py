@@ -158,6 +158,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         changes = ", ".join(f"{k} {getattr(was, k)} -> {v}" for k, v in cfg.model.items())
         log(f"model config changed from the base: {changes}")
     mcfg = _env_state_readout(cfg, mcfg, datasets)
+    execute = cfg.execute if cfg.execute is not None else (base_meta or {}).get("execute")
+    if execute is not None and execute > mcfg.horizon:
+        raise ValueError(f"--execute {execute} is longer than the model's chunk (horizon {mcfg.horizon})")
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
     cfg = _resolve_delta_actions(cfg, base_meta, log)
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
@@ -203,6 +206,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             "embodiment": embodiment,
             "action_names": action_names,
             "delta_mask": delta_mask,
+            "execute": execute,  # the runner's default actions per chunk (None: half the chunk)
             "metrics": metrics,
         }
 
