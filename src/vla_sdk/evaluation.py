@@ -19,7 +19,7 @@ import numpy as np
 from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.embodiment import load_embodiment
 from vla_sdk.policy import Policy
-from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop
+from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop, resolve_execute
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -138,8 +138,9 @@ def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[flo
 def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
     env, emb, hz = _make_env(cfg, policy)
     delay = cfg.delay_steps if cfg.execution == "async" else None
-    execute = cfg.execute if cfg.execute is not None else getattr(policy, "execute", None)  # as trained
-    runner = PolicyRunner(policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=execute, delay_steps=delay))
+    runner = PolicyRunner(
+        policy, emb, hz, RunnerConfig(execution=cfg.execution, execute=cfg.execute, delay_steps=delay)
+    )
     obs, _ = env.reset(seed=seeds[0])
     policy(obs)  # compile before any latency is measured (each episode resets the policy's sampling noise)
     results, failures_filmed = [], 0
@@ -173,10 +174,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         policy(obs)
         cfg = replace(cfg, delay_steps=max(1, math.ceil((time.perf_counter() - t) * hz)))
     env.close()
-    execute_from = "--execute"
-    if cfg.execute is None:
-        cfg = replace(cfg, execute=policy.execute)  # as trained (`vla train --execute`), else half the chunk
-        execute_from = "policy" if policy.execute is not None else "half the chunk"
+    execute, execute_from = resolve_execute(policy, cfg.execute)  # for the report; each runner resolves the same
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     parts = [seeds[i :: cfg.workers] for i in range(cfg.workers) if seeds[i :: cfg.workers]]
     if len(parts) == 1:
@@ -196,7 +194,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         "success_rate": k / len(results),
         "ci95": [lo, hi],
         "execution": cfg.execution,
-        "execute": cfg.execute or max(1, policy.horizon // 2),
+        "execute": execute,
         "execute_from": execute_from,
         "latency_ms": {q: float(np.percentile(lat, int(q[1:]))) for q in ("p50", "p90", "p99")} if len(lat) else {},
         "workers": len(parts),

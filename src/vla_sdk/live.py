@@ -26,8 +26,7 @@ def run_live(
 
     check_compatible(policy, task)
     robot = SimRobot(task, policy.cameras, policy.image_size, seed)
-    config = RunnerConfig(execution=execution, execute=policy.execute)  # as trained, else half the chunk
-    runner = PolicyRunner(policy, robot.embodiment, robot.control_hz, config)
+    runner = PolicyRunner(policy, robot.embodiment, robot.control_hz, RunnerConfig(execution=execution))
     period = 1.0 / robot.control_hz
     stride = max(1, round(robot.control_hz / 25))
     writer = VideoWriter(video, fps=robot.control_hz / stride) if video else None

@@ -47,6 +47,16 @@ class RunnerConfig:
             raise ValueError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
 
 
+def resolve_execute(policy, execute: int | None = None) -> tuple[int, str]:
+    """(actions used per chunk, where that comes from), as :class:`PolicyRunner` resolves it: ``--execute``, else
+    the policy's own (`vla train --execute`, carried into checkpoints and artifacts), else half the chunk."""
+    if execute is not None:
+        return execute, "--execute"
+    if getattr(policy, "execute", None) is not None:
+        return policy.execute, "policy"
+    return max(1, policy.horizon // 2), "half the chunk"
+
+
 class SafetyFilter:
     """Clamp to the declared limits and to a maximum change per step; refuse non-finite values."""
 
@@ -84,6 +94,8 @@ class PolicyRunner:
     ):
         self.policy, self.embodiment, self.dt = policy, embodiment, 1.0 / control_hz
         self.cfg = config or RunnerConfig()
+        # actions per chunk: --execute, else the policy's own (as trained), else half of each chunk
+        self.execute = self.cfg.execute if self.cfg.execute is not None else getattr(policy, "execute", None)
         self.safety = SafetyFilter(embodiment, self.cfg.max_joint_step)
         self.latencies: list[float] = []
         self.blocking_inferences = 0  # inferences the control loop waited for (async: only the one in reset)
@@ -132,7 +144,7 @@ class PolicyRunner:
         return self.safety(action)
 
     def _horizon_used(self, chunk: np.ndarray) -> int:
-        return min(self.cfg.execute, len(chunk)) if self.cfg.execute else max(1, len(chunk) // 2)
+        return min(self.execute, len(chunk)) if self.execute else max(1, len(chunk) // 2)
 
     def _receding(self, obs):
         if self.chunk is None or self.step - self.chunk_start >= self._horizon_used(self.chunk):

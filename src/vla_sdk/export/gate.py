@@ -77,11 +77,12 @@ def check_task(
     """Success rates of both policies on the same episodes of ``task`` (one process, receding execution of
     ``execute`` actions per chunk, default: as the checkpoint was trained, else half the chunk)."""
     from vla_sdk.evaluation import EvalConfig, _run_with, wilson_interval
+    from vla_sdk.runner import resolve_execute
 
     cfg = EvalConfig(policy=source, task=task, episodes=episodes, seed=seed, execute=execute)
     seeds = [seed + i for i in range(episodes)]
-    used = execute or reference.execute or max(1, reference.horizon // 2)
-    out = {"task": task, "episodes": episodes, "seeds": [seeds[0], seeds[-1]], "execute": used}
+    out = {"task": task, "episodes": episodes, "seeds": [seeds[0], seeds[-1]]}
+    out["execute"] = resolve_execute(reference, execute)[0]
     outcomes = {}
     for name, policy in (("float", reference), ("quantized", candidate)):
         results, latencies = _run_with(policy, cfg, seeds)
