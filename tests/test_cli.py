@@ -68,3 +68,27 @@ def test_doctor_from_a_plain_shell_renders_headless():
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["rendering"]["ok"], checks["rendering"]
     assert r.returncode == 0, r.stdout
+
+
+def test_exit_codes_tell_usage_from_input_from_bugs(tmp_path, capsys, monkeypatch):
+    """Usage errors exit 2, bad input 1 (one line each, no traceback); any other exception is a bug: exit 3, with
+    its traceback and a request for a report (a KeyError from a bug used to print as `vla: error: 'model_config'`)."""
+    from vla_sdk import commands
+
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--time-budget", "soon"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vla: error: --time-budget") and "Traceback" not in err
+
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "info.json").write_text("{not json")
+    assert main(["dataset", "info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "meta/info.json: not valid JSON" in err and "Traceback" not in err
+
+    def buggy(args):
+        return {}["model_config"]
+
+    monkeypatch.setattr(commands, "dataset_info", buggy)
+    assert main(["dataset", "info", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'model_config'" in err and "bug in vla-sdk" in err

@@ -10,6 +10,8 @@ import os
 from functools import cache
 from pathlib import Path
 
+from vla_sdk.errors import NotFound
+
 
 @cache
 def assets_root() -> Path:
@@ -22,7 +24,7 @@ def assets_root() -> Path:
         if (root / "robots").is_dir() and (root / "sim").is_dir():
             return root
     searched = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"vla-sdk assets (robots/ and sim/) not found; looked in: {searched}. Set VLA_ASSETS.")
+    raise NotFound(f"vla-sdk assets (robots/ and sim/) not found; looked in: {searched}. Set VLA_ASSETS.")
 
 
 def robots_dir() -> Path:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
-from vla_sdk import commands, compile_cache
+from vla_sdk import __version__, commands, compile_cache
+from vla_sdk.errors import EXIT_BUG, EXIT_INTERRUPTED, VlaError
 
 EXAMPLES = {
     "doctor": "example:\n  vla doctor          # JAX, MuJoCo, headless rendering, video encoding\n  vla doctor --json",
@@ -357,35 +359,43 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before anything imports mujoco
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # usage errors exit 2 here
     compile_cache.enable()  # before anything imports jax
     try:
-        if args.command == "doctor":
-            return commands.doctor(args)
-        if args.command == "sim":
-            return commands.sim_list(args) if args.sim_command == "list" else commands.sim_run(args)
-        if args.command == "record":
-            return commands.record(args)
-        if args.command == "train":
-            return commands.train(args)
-        if args.command == "eval":
-            return commands.eval_policy(args)
-        if args.command == "run":
-            return commands.run_policy(args)
-        if args.command == "export":
-            return commands.export(args)
-        if args.command == "dataset":
-            handlers = {
-                "info": commands.dataset_info,
-                "validate": commands.dataset_validate,
-                "convert": commands.dataset_convert,
-                "viz": commands.dataset_viz,
-            }
-            return handlers[args.dataset_command](args)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError, IndexError) as e:
+        return _dispatch(args)
+    except VlaError as e:  # bad input or a refusal: one line that names what is wrong
         print(f"vla: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("vla: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - anything else is a bug: show it whole
+        traceback.print_exc()
+        print(
+            f"vla: internal error: this is a bug in vla-sdk {__version__}, not a problem with your input. Please "
+            "report it with the command you ran and the traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+
+
+def _dispatch(args) -> int:
+    handlers = {
+        ("doctor", None): commands.doctor,
+        ("sim", "list"): commands.sim_list,
+        ("sim", "run"): commands.sim_run,
+        ("record", None): commands.record,
+        ("train", None): commands.train,
+        ("eval", None): commands.eval_policy,
+        ("run", None): commands.run_policy,
+        ("export", None): commands.export,
+        ("dataset", "info"): commands.dataset_info,
+        ("dataset", "validate"): commands.dataset_validate,
+        ("dataset", "convert"): commands.dataset_convert,
+        ("dataset", "viz"): commands.dataset_viz,
+    }
+    sub = getattr(args, f"{args.command}_command", None)
+    return handlers[args.command, sub](args)
 
 
 if __name__ == "__main__":

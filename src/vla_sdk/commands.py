@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from vla_sdk.errors import UsageError
+
 
 def doctor(args) -> int:
     from vla_sdk.doctor import run_checks
@@ -243,7 +245,7 @@ def export(args) -> int:
     from vla_sdk.export.build import export_checkpoint, format_summary
 
     if args.episodes < 1:
-        raise ValueError("--episodes must be >= 1")
+        raise UsageError("--episodes must be >= 1")
     summary = export_checkpoint(
         args.policy,
         args.out,

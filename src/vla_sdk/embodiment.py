@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_sdk.assets import robots_dir
+from vla_sdk.errors import InputError
 from vla_sdk.registry import UnknownNameError
 
 FORMAT_VERSION = 1
@@ -37,11 +38,11 @@ class Dim:
 
     def __post_init__(self):
         if self.kind not in ("joint", "gripper"):
-            raise ValueError(f"dimension {self.name!r}: kind must be 'joint' or 'gripper', got {self.kind!r}")
+            raise InputError(f"dimension {self.name!r}: kind must be 'joint' or 'gripper', got {self.kind!r}")
         if not self.low < self.high:
-            raise ValueError(f"dimension {self.name!r}: limits must satisfy low < high, got [{self.low}, {self.high}]")
+            raise InputError(f"dimension {self.name!r}: limits must satisfy low < high, got [{self.low}, {self.high}]")
         if (self.kind == "gripper") != (self.finger_range is not None):
-            raise ValueError(f"dimension {self.name!r}: finger_range is required for grippers and only for them")
+            raise InputError(f"dimension {self.name!r}: finger_range is required for grippers and only for them")
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ class Embodiment:
     def __post_init__(self):
         if len(self.home) != len(self.dims):
             n, want = len(self.home), len(self.dims)
-            raise ValueError(f"{self.name}: 'home' has {n} values, expected {want} (one per dimension)")
+            raise InputError(f"{self.name}: 'home' has {n} values, expected {want} (one per dimension)")
         if self.control_hz <= 0:
-            raise ValueError(f"{self.name}: control_hz must be > 0, got {self.control_hz}")
+            raise InputError(f"{self.name}: control_hz must be > 0, got {self.control_hz}")
 
     @property
     def action_dim(self) -> int:
@@ -135,12 +136,12 @@ def load_embodiment(name: str) -> Embodiment:
 def parse_embodiment(raw: dict, path: Path) -> Embodiment:
     def need(obj: dict, key: str, where: str):
         if key not in obj:
-            raise ValueError(f"{path}: missing field {where}{key!r}")
+            raise InputError(f"{path}: missing field {where}{key!r}")
         return obj[key]
 
     version = need(raw, "format_version", "")
     if version > FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {version} is newer than this vla-sdk supports ({FORMAT_VERSION})")
+        raise InputError(f"{path}: format_version {version} is newer than this vla-sdk supports ({FORMAT_VERSION})")
     dims = []
     for i, d in enumerate(need(raw, "dims", "")):
         where = f"dims[{i}]."

@@ -21,6 +21,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from vla_sdk.errors import InputError, NotFound, UsageError
+
 REQUIRED = ("cameras", "state", "action_dim")
 
 
@@ -32,14 +34,14 @@ def load_mapping(spec: str | Path | dict) -> dict:
         try:
             mapping = json.loads(Path(spec).read_text())
         except FileNotFoundError:
-            raise FileNotFoundError(f"--env-map {spec}: no such file") from None
+            raise NotFound(f"--env-map {spec}: no such file") from None
         except json.JSONDecodeError as e:
-            raise ValueError(f"--env-map {spec}: not valid JSON ({e})") from None
+            raise UsageError(f"--env-map {spec}: not valid JSON ({e})") from None
     missing = [k for k in REQUIRED if k not in mapping]
     if missing:
-        raise ValueError(f"{where}: missing field(s) {missing}; a mapping needs {list(REQUIRED)}")
+        raise InputError(f"{where}: missing field(s) {missing}; a mapping needs {list(REQUIRED)}")
     if not isinstance(mapping["cameras"], dict) or not mapping["cameras"]:
-        raise ValueError(f"{where}: 'cameras' must map observation keys to camera names")
+        raise InputError(f"{where}: 'cameras' must map observation keys to camera names")
     return mapping
 
 
@@ -61,30 +63,30 @@ class MappedEnv:
             if mapping.get("import"):
                 importlib.import_module(mapping["import"])
             if "env_id" not in mapping:
-                raise ValueError("the mapping needs 'env_id' (or pass an env object)")
+                raise InputError("the mapping needs 'env_id' (or pass an env object)")
             env = gym.make(mapping["env_id"], **mapping.get("env_kwargs", {}))
         self.env = env
         self.cameras = tuple(mapping["cameras"].values())
         self.action_dim = int(mapping["action_dim"])
         shape = getattr(env.action_space, "shape", None)
         if shape != (self.action_dim,):
-            raise ValueError(f"the mapping says action_dim {self.action_dim}; the env's action space has shape {shape}")
+            raise InputError(f"the mapping says action_dim {self.action_dim}; the env's action space has shape {shape}")
         self.success_key = mapping.get("success_key", "is_success")
 
     def check(self, policy_cameras, state_dim: int) -> None:
         """Fail before any episode when the mapping cannot feed the policy."""
         missing = sorted(set(policy_cameras) - set(self.cameras))
         if missing:
-            raise ValueError(f"the policy needs camera(s) {missing}; the mapping provides {list(self.cameras)}")
+            raise InputError(f"the policy needs camera(s) {missing}; the mapping provides {list(self.cameras)}")
         obs, _ = self.env.reset(seed=0)
         raw = self.convert(obs)
         if raw["state"].shape != (state_dim,):
-            raise ValueError(
+            raise InputError(
                 f"mapping 'state' ({self.mapping['state']}) gives shape {raw['state'].shape}; the policy "
                 f"expects ({state_dim},)"
             )
         if self.action_dim != state_dim:
-            raise ValueError(f"the env takes {self.action_dim}-D actions; the policy produces {state_dim}-D actions")
+            raise InputError(f"the env takes {self.action_dim}-D actions; the policy produces {state_dim}-D actions")
 
     def convert(self, obs: dict) -> dict:
         images = {}
@@ -92,16 +94,16 @@ class MappedEnv:
             try:
                 img = np.asarray(_get(obs, key))
             except KeyError:
-                raise ValueError(f"mapping camera key {key!r} is not in the observation (keys: {list(obs)})") from None
+                raise InputError(f"mapping camera key {key!r} is not in the observation (keys: {list(obs)})") from None
             if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
-                raise ValueError(
+                raise InputError(
                     f"observation {key!r} must be uint8 [h, w, 3] for camera {cam!r}, got {img.dtype} {img.shape}"
                 )
             images[cam] = img
         try:
             state = np.asarray(_get(obs, self.mapping["state"]), np.float64)
         except KeyError:
-            raise ValueError(f"mapping state key {self.mapping['state']!r} is not in the observation") from None
+            raise InputError(f"mapping state key {self.mapping['state']!r} is not in the observation") from None
         instruction = obs.get("instruction") if isinstance(obs, dict) else None
         return {"images": images, "state": state, "instruction": instruction or self.mapping.get("instruction", "")}
 

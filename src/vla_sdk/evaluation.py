@@ -18,6 +18,7 @@ import numpy as np
 
 from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.embodiment import load_embodiment
+from vla_sdk.errors import InputError, UsageError
 from vla_sdk.policy import Policy
 from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop, resolve_execute
 
@@ -52,11 +53,11 @@ class EvalConfig:
 
     def __post_init__(self):
         if (self.task is None) == (self.env_map is None):
-            raise ValueError("give exactly one of --task ROBOT/TASK or --env-map FILE")
+            raise UsageError("give exactly one of --task ROBOT/TASK or --env-map FILE")
         if self.episodes < 1 or self.workers < 1:
-            raise ValueError("--episodes and --workers must be >= 1")
+            raise UsageError("--episodes and --workers must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
+            raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
         RunnerConfig(execution=self.execution, execute=self.execute)  # validates the name and --execute
 
 
@@ -67,10 +68,10 @@ def check_compatible(policy: Policy, task: str) -> None:
     robot = get_task(task).robot
     emb = load_embodiment(robot)
     if policy.robot and policy.robot != robot:
-        raise ValueError(f"the policy was trained for robot {policy.robot!r}; {task} is a {robot!r} task")
+        raise InputError(f"the policy was trained for robot {policy.robot!r}; {task} is a {robot!r} task")
     missing = sorted(set(policy.cameras) - set(emb.cameras))
     if missing:
-        raise ValueError(f"the policy needs camera(s) {missing}; {task} provides {list(emb.cameras)}")
+        raise InputError(f"the policy needs camera(s) {missing}; {task} provides {list(emb.cameras)}")
 
 
 def _make_env(cfg: EvalConfig, policy: Policy):
@@ -94,7 +95,7 @@ def _make_env(cfg: EvalConfig, policy: Policy):
     env.check(policy.cameras, policy.transform.robot_dim)
     emb = load_embodiment(policy.robot) if policy.robot else None
     if emb is None:
-        raise ValueError("the policy's checkpoint names no robot; cannot apply joint limits")
+        raise InputError("the policy's checkpoint names no robot; cannot apply joint limits")
     return env, emb, float(env.mapping.get("control_hz", emb.control_hz))
 
 
@@ -223,15 +224,15 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
     ds = Dataset(dataset)
     missing = sorted(set(policy.cameras) - set(ds.cameras))
     if missing:
-        raise ValueError(f"{dataset}: the policy needs camera(s) {missing}; the dataset has {ds.cameras}")
+        raise InputError(f"{dataset}: the policy needs camera(s) {missing}; the dataset has {ds.cameras}")
     names = ds.features["action"].get("names")
     if names and list(names) != list(policy.transform.action_names):
-        raise ValueError(f"{dataset}: its actions {names} are not the policy's {policy.transform.action_names}")
+        raise InputError(f"{dataset}: its actions {names} are not the policy's {policy.transform.action_names}")
     env_names = ds.features.get(ENV_STATE, {}).get("names")
     width = getattr(policy.config, "env_state_dim", 0)  # a readout: trained with --env-state-weight (not exported)
     read_env = bool(width and getattr(policy.transform, "env_norm", None) is not None and env_names)
     if read_env and len(env_names) != width:
-        raise ValueError(f"{dataset}: its {ENV_STATE} has {len(env_names)} values, the policy reads out {width}")
+        raise InputError(f"{dataset}: its {ENV_STATE} has {len(env_names)} values, the policy reads out {width}")
     env_abs = []
     sq, count = np.zeros(policy.transform.robot_dim), np.zeros(policy.transform.robot_dim)
     phase_sq, phase_n = np.zeros(PHASES), np.zeros(PHASES)

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from vla_sdk.errors import InputError
 from vla_sdk.model import VLA, ModelConfig, jit_sample_actions
 from vla_sdk.transforms import PolicyTransform
 
@@ -33,7 +34,7 @@ class Policy:
         leaves = jax.tree_util.tree_leaves_with_path(state)
         missing = [jax.tree_util.keystr(k) for k, v in leaves if not isinstance(v, jax.Array)]
         if missing:
-            raise ValueError(f"the checkpoint has no weights for {missing[:5]} ({len(missing)} in all)")
+            raise InputError(f"the checkpoint has no weights for {missing[:5]} ({len(missing)} in all)")
         self.model = model
         self._sample = jit_sample_actions(model)
         self._read_env = None
@@ -88,7 +89,7 @@ class Policy:
         """Where the policy's image tokens place the objects, in the units of the training data's
         ``observation.environment_state`` [E] (a policy trained with --env-state-weight; diagnostics only)."""
         if self.transform.env_norm is None or self.config.env_state_dim == 0:
-            raise ValueError("this policy has no environment-state readout (trained without --env-state-weight)")
+            raise InputError("this policy has no environment-state readout (trained without --env-state-weight)")
         if self._read_env is None:
             self._read_env = nnx.jit(lambda model, inputs: model.read_env_state(inputs))
         inputs = self.transform.observation(obs["images"], obs["state"], obs["instruction"])

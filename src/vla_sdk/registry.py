@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from vla_sdk.errors import UsageError
 
-class UnknownNameError(KeyError):
+
+class UnknownNameError(UsageError, KeyError):
     """A name that is not in a registry; the message lists close matches and every valid name."""
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]):

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_sdk.embodiment import Embodiment
+from vla_sdk.errors import InputError, RuntimeFailure, UsageError
 
 STRATEGIES = ("receding", "ensemble", "async")
 
 
-class UnsafeStop(RuntimeError):
+class UnsafeStop(RuntimeFailure):
     """The runner refused to move: a non-finite observation or action."""
 
 
@@ -42,9 +43,9 @@ class RunnerConfig:
 
     def __post_init__(self):
         if self.execution not in STRATEGIES:
-            raise ValueError(f"--execution must be one of {STRATEGIES}, got {self.execution!r}")
+            raise UsageError(f"--execution must be one of {STRATEGIES}, got {self.execution!r}")
         if self.execute is not None and self.execute < 1:
-            raise ValueError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
+            raise UsageError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
 
 
 def resolve_execute(policy, execute: int | None = None) -> tuple[int, str]:
@@ -124,7 +125,7 @@ class PolicyRunner:
         chunk = np.asarray(self.policy(obs), np.float64)
         self.latencies.append(time.perf_counter() - t)
         if chunk.ndim != 2 or chunk.shape[1] != self.embodiment.action_dim:
-            raise ValueError(f"the policy returned shape {chunk.shape}; expected [T, {self.embodiment.action_dim}]")
+            raise InputError(f"the policy returned shape {chunk.shape}; expected [T, {self.embodiment.action_dim}]")
         return chunk
 
     def _check_obs(self, obs: dict) -> None:

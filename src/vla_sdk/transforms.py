@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from vla_sdk.data.layout import ENV_STATE
+from vla_sdk.errors import InputError
 from vla_sdk.model.config import ModelConfig
 from vla_sdk.model.tokenizer import ByteTokenizer
 
@@ -41,7 +42,7 @@ class Normalizer:
     @classmethod
     def from_stats(cls, stats: dict, key: str) -> Normalizer:
         if key not in stats:
-            raise KeyError(f"normalization statistics have no {key!r} entry (have {sorted(stats)})")
+            raise InputError(f"normalization statistics have no {key!r} entry (have {sorted(stats)})")
         s = stats[key]
         return cls(np.asarray(s["mean"], np.float32), np.maximum(np.asarray(s["std"], np.float32), STD_FLOOR))
 
@@ -70,17 +71,17 @@ class PolicyTransform:
         self.robot_dim = len(self.action_names)
         self.delta_mask = None if delta_mask is None or not any(delta_mask) else np.asarray(delta_mask, bool)
         if self.delta_mask is not None and self.delta_mask.shape != (self.robot_dim,):
-            raise ValueError(f"delta_mask has {self.delta_mask.shape[0]} entries, the robot has {self.robot_dim} dims")
+            raise InputError(f"delta_mask has {self.delta_mask.shape[0]} entries, the robot has {self.robot_dim} dims")
         for width, what in ((config.state_dim, "state_dim"), (config.action_dim, "action_dim")):
             if self.robot_dim > width:
-                raise ValueError(
+                raise InputError(
                     f"the robot has {self.robot_dim} action/state dimensions, the model's {what} is only {width}"
                 )
         self.state_norm = Normalizer.from_stats(stats, "observation.state")
         self.action_norm = Normalizer.from_stats(stats, "action")
         for norm, key in ((self.state_norm, "observation.state"), (self.action_norm, "action")):
             if norm.mean.shape != (self.robot_dim,):
-                raise ValueError(
+                raise InputError(
                     f"statistics for {key!r} have {norm.mean.shape[0]} dimensions, the robot has {self.robot_dim}"
                 )
         self.env_norm = Normalizer.from_stats(stats, ENV_STATE) if ENV_STATE in stats else None
@@ -89,7 +90,7 @@ class PolicyTransform:
     def check_cameras(self, given) -> None:
         expected = list(self.config.cameras)
         if sorted(given) != sorted(expected):
-            raise ValueError(
+            raise InputError(
                 f"cameras do not match the policy: expected {expected}, given {sorted(given)} "
                 f"(missing {sorted(set(expected) - set(given))}, extra {sorted(set(given) - set(expected))})"
             )
@@ -102,7 +103,7 @@ class PolicyTransform:
         if single:
             state, images, instruction = state[None], {c: np.asarray(v)[None] for c, v in images.items()}, [instruction]
         if state.shape[-1] != self.robot_dim:
-            raise ValueError(
+            raise InputError(
                 f"state has {state.shape[-1]} dimensions, expected {self.robot_dim} ({', '.join(self.action_names)})"
             )
         b = state.shape[0]
@@ -130,7 +131,7 @@ class PolicyTransform:
     def env_state(self, env_state: np.ndarray) -> np.ndarray:
         """Raw object positions [..., E] -> the normalized training target of ``--env-state-weight``."""
         if self.env_norm is None:
-            raise ValueError(f"the statistics have no {ENV_STATE!r} entry to normalize the environment state with")
+            raise InputError(f"the statistics have no {ENV_STATE!r} entry to normalize the environment state with")
         return self.env_norm(env_state)
 
     def to_delta(self, actions: np.ndarray, state: np.ndarray | None) -> np.ndarray:
@@ -140,7 +141,7 @@ class PolicyTransform:
 
     def _offset(self, state) -> np.ndarray:
         if state is None:
-            raise ValueError("this policy predicts actions relative to the state (delta actions): pass the state")
+            raise InputError("this policy predicts actions relative to the state (delta actions): pass the state")
         return state_offset(state, self.delta_mask)
 
     def dim_mask(self, width: int) -> np.ndarray:

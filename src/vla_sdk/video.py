@@ -8,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vla_sdk.errors import InputError, RuntimeFailure
+
 PREFERRED_CODECS = ("libx264", "h264", "mpeg4")
 
 
@@ -34,7 +36,7 @@ class VideoWriter:
         self.fps, self.crf, self.gop = Fraction(fps).limit_denominator(1000), crf, gop
         self.codec = codec or available_codec()
         if self.codec is None:
-            raise RuntimeError("no MP4 video encoder found in PyAV (tried libx264, h264, mpeg4); run `vla doctor`")
+            raise RuntimeFailure("no MP4 video encoder found in PyAV (tried libx264, h264, mpeg4); run `vla doctor`")
         self._container = None
         self._stream = None
         self.frames = 0
@@ -48,14 +50,14 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"video frames must be uint8 [h, w, 3], got {frame.dtype} {frame.shape}")
+            raise InputError(f"video frames must be uint8 [h, w, 3], got {frame.dtype} {frame.shape}")
         h, w = frame.shape[:2]
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
         if self._container is None:
             self._open(frame.shape[1], frame.shape[0])
         elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
-            raise ValueError(
+            raise InputError(
                 f"frame size {frame.shape[:2]} differs from the first frame's "
                 f"{(self._stream.height, self._stream.width)}"
             )

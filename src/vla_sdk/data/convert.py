@@ -47,6 +47,7 @@ from av.video.reformatter import VideoReformatter
 from vla_sdk.data import layout as L
 from vla_sdk.data.writer import DatasetWriter
 from vla_sdk.embodiment import load_embodiment
+from vla_sdk.errors import AlreadyExists, InputError, NotFound, RuntimeFailure, UsageError
 
 FORMATS = ("aloha-hdf5",)
 QPOS, ACTION, IMAGES = "/observations/qpos", "/action", "/observations/images"
@@ -60,7 +61,7 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        raise RuntimeError("reading ALOHA HDF5 files needs h5py: pip install h5py") from None
+        raise RuntimeFailure("reading ALOHA HDF5 files needs h5py: pip install h5py") from None
     return h5py
 
 
@@ -79,10 +80,10 @@ def find_episode_files(src: str | Path) -> list[Path]:
     """``episode_<k>.hdf5`` files in ``src``, sorted by k."""
     src = Path(src)
     if not src.is_dir():
-        raise FileNotFoundError(f"{src}: no such folder (expected a folder of episode_<k>.hdf5 files)")
+        raise NotFound(f"{src}: no such folder (expected a folder of episode_<k>.hdf5 files)")
     files = [(int(m.group(1)), p) for p in src.iterdir() if (m := _EPISODE_FILE.match(p.name))]
     if not files:
-        raise FileNotFoundError(f"{src}: no episode_<k>.hdf5 files")
+        raise NotFound(f"{src}: no episode_<k>.hdf5 files")
     return [p for _, p in sorted(files)]
 
 
@@ -91,37 +92,37 @@ def _inspect(path: Path, cameras: list[str] | None, gripper_idx: list[int]) -> _
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise ValueError(f"{path}: not a readable HDF5 file ({e})") from None
+        raise InputError(f"{path}: not a readable HDF5 file ({e})") from None
     with f:
         vectors = {}
         for name in (QPOS, ACTION):
             if name not in f or not isinstance(f[name], h5py.Dataset):
-                raise ValueError(f"{path}: missing dataset {name!r}")
+                raise InputError(f"{path}: missing dataset {name!r}")
             x = f[name][()]
             if x.ndim != 2 or x.shape[1] != DIM:
-                raise ValueError(f"{path}: field {name!r} has shape {x.shape}, expected (T, {DIM}) (ALOHA's layout)")
+                raise InputError(f"{path}: field {name!r} has shape {x.shape}, expected (T, {DIM}) (ALOHA's layout)")
             if not np.issubdtype(x.dtype, np.number):
-                raise ValueError(f"{path}: field {name!r} has dtype {x.dtype}, expected numbers")
+                raise InputError(f"{path}: field {name!r} has dtype {x.dtype}, expected numbers")
             bad = np.argwhere(~np.isfinite(x))
             if len(bad):
-                raise ValueError(f"{path}: field {name!r} has non-finite values (first at frame {bad[0][0]})")
+                raise InputError(f"{path}: field {name!r} has non-finite values (first at frame {bad[0][0]})")
             vectors[name] = x
         lengths = {n: len(x) for n, x in vectors.items()}
         if IMAGES not in f:
-            raise ValueError(f"{path}: missing group {IMAGES!r}")
+            raise InputError(f"{path}: missing group {IMAGES!r}")
         have = sorted(k for k in f[IMAGES] if "depth" not in k)
         want = have if cameras is None else list(cameras)
         missing = [c for c in want if c not in f[IMAGES]]
         if missing:
-            raise ValueError(f"{path}: missing camera dataset(s) {[f'{IMAGES}/{c}' for c in missing]}; it has {have}")
+            raise InputError(f"{path}: missing camera dataset(s) {[f'{IMAGES}/{c}' for c in missing]}; it has {have}")
         if not want:
-            raise ValueError(f"{path}: no camera datasets under {IMAGES!r}")
+            raise InputError(f"{path}: no camera datasets under {IMAGES!r}")
         kinds, sizes = {}, {}
         for cam in want:
             ds, field = f[IMAGES][cam], f"{IMAGES}/{cam}"
             lengths[field] = ds.shape[0] if ds.ndim else 0
             if ds.dtype != np.uint8 or ds.ndim not in (2, 4) or (ds.ndim == 4 and ds.shape[3] != 3):
-                raise ValueError(
+                raise InputError(
                     f"{path}: field {field!r} is {ds.dtype} {ds.shape}; expected uint8 [T, H, W, 3] images "
                     f"or uint8 [T, bytes] JPEG frames"
                 )
@@ -132,9 +133,9 @@ def _inspect(path: Path, cameras: list[str] | None, gripper_idx: list[int]) -> _
                 sizes[cam] = _decode_jpeg(av.CodecContext.create("mjpeg", "r"), ds[0], path, field, 0).shape[:2]
         if len(set(lengths.values())) != 1:
             listed = ", ".join(f"{k!r} {n}" for k, n in lengths.items())
-            raise ValueError(f"{path}: fields have different lengths: {listed}")
+            raise InputError(f"{path}: fields have different lengths: {listed}")
         if lengths[QPOS] == 0:
-            raise ValueError(f"{path}: field {QPOS!r} has no frames")
+            raise InputError(f"{path}: field {QPOS!r} has no frames")
         used = {QPOS, ACTION} | {f"{IMAGES}/{c}" for c in want}
         ignored: list[str] = []
 
@@ -160,13 +161,13 @@ def _decode_jpeg(decoder, row: np.ndarray, path: Path, field: str, t: int, size=
     buf = np.asarray(row, np.uint8).tobytes()
     end = buf.rfind(EOI)
     if not buf.startswith(b"\xff\xd8") or end < 0:
-        raise ValueError(f"{path}: field {field!r} frame {t} is not a JPEG image (no start/end-of-image marker)")
+        raise InputError(f"{path}: field {field!r} frame {t} is not a JPEG image (no start/end-of-image marker)")
     try:
         frames = decoder.decode(av.Packet(buf[: end + 2]))
     except av.FFmpegError as e:
-        raise ValueError(f"{path}: field {field!r} frame {t}: JPEG decoding failed ({e})") from None
+        raise InputError(f"{path}: field {field!r} frame {t}: JPEG decoding failed ({e})") from None
     if not frames:
-        raise ValueError(f"{path}: field {field!r} frame {t}: the JPEG decoder returned no image")
+        raise InputError(f"{path}: field {field!r} frame {t}: the JPEG decoder returned no image")
     h, w = size or (frames[0].height, frames[0].width)
     sws = sws or VideoReformatter()
     img = sws.reformat(frames[0], width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
@@ -217,13 +218,13 @@ def convert_aloha_hdf5(
 
     t0 = time.perf_counter()
     if not task_instruction or not task_instruction.strip():
-        raise ValueError("--task-instruction is required: ALOHA files hold no language instruction")
+        raise UsageError("--task-instruction is required: ALOHA files hold no language instruction")
     emb = load_embodiment("aloha2")
     if emb.action_dim != DIM:
         raise RuntimeError(f"aloha2 embodiment has {emb.action_dim} dimensions, ALOHA files have {DIM}")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} exists and is not empty; choose a new --out folder (or --force to replace it)")
+        raise AlreadyExists(f"{out} exists and is not empty; choose a new --out folder (or --force to replace it)")
     files = find_episode_files(src)
     sources = [_inspect(files[0], cameras, emb.gripper_indices)]
     cams = _order(list(sources[0].cameras), emb.cameras) if cameras is None else list(cameras)
@@ -234,14 +235,14 @@ def convert_aloha_hdf5(
             seen = {}
             for (name, cam), hw in sizes.items():
                 seen.setdefault(hw, f"{name}: {IMAGES}/{cam}")
-            raise ValueError(
+            raise InputError(
                 f"{src}: image sizes differ ({'; '.join(f'{v} is {k[0]}x{k[1]}' for k, v in seen.items())}); "
                 f"pass --image-size H W to resize all cameras to one size"
             )
         image_size = next(iter(sizes.values()))
     image_size = (int(image_size[0]), int(image_size[1]))
     if min(image_size) <= 0:
-        raise ValueError(f"--image-size must be positive, got {image_size}")
+        raise UsageError(f"--image-size must be positive, got {image_size}")
 
     features = L.make_features(emb.names, emb.names, cams, image_size, int(fps))
     sims = {s.sim for s in sources}

@@ -22,6 +22,7 @@ from collections import deque
 import numpy as np
 
 from vla_sdk.data.record import RecordConfig, _InterruptFlag, object_positions, open_dataset, summarize
+from vla_sdk.errors import InputError
 from vla_sdk.sim.env import VlaEnv
 from vla_sdk.sim.ik import EndEffectorIK
 
@@ -63,7 +64,7 @@ class _Terminal:
     def __init__(self, stream=None):
         stream = sys.stdin if stream is None else stream
         if not stream.isatty():
-            raise ValueError(
+            raise InputError(
                 "keyboard teleop needs an interactive terminal (stdin is not a TTY); "
                 "record unattended with --teleop scripted"
             )

@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vla_sdk.errors import InputError, NotFound
+
 CODEBASE_VERSION = "v3.0"
 VLA_FORMAT_VERSION = 1  # version of the info["vla"] block and the vla/* episode columns
 CHUNKS_SIZE = 1000
@@ -182,16 +184,16 @@ def totals(episodes: list[dict], tasks: list[str]) -> dict:
 def read_info(root: Path) -> dict:
     path = root / INFO_PATH
     if not path.exists():
-        raise FileNotFoundError(f"{root} is not a dataset: {INFO_PATH} is missing")
+        raise NotFound(f"{root} is not a dataset: {INFO_PATH} is missing")
     try:
         info = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise InputError(f"{path}: not valid JSON ({e})") from None
     for key in ("codebase_version", "fps", "features", "total_episodes", "total_frames"):
         if key not in info:
-            raise ValueError(f"{path}: missing field {key!r}")
+            raise InputError(f"{path}: missing field {key!r}")
     if info["codebase_version"] != CODEBASE_VERSION:
-        raise ValueError(f"{path}: codebase_version {info['codebase_version']!r}, this SDK reads {CODEBASE_VERSION!r}")
+        raise InputError(f"{path}: codebase_version {info['codebase_version']!r}, this SDK reads {CODEBASE_VERSION!r}")
     return info
 
 
@@ -267,7 +269,7 @@ def read_episodes(root: Path) -> list[dict]:
     """Episode rows (as DatasetWriter keeps them) from meta/episodes."""
     files = sorted((root / "meta/episodes").glob("*/*.parquet"))
     if not files:
-        raise FileNotFoundError(f"{root}: no meta/episodes/*/*.parquet")
+        raise NotFound(f"{root}: no meta/episodes/*/*.parquet")
     rows = pa.concat_tables([pq.read_table(f) for f in files]).to_pylist()
     out = []
     for r in rows:

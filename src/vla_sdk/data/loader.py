@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from vla_sdk.data import layout as L
 from vla_sdk.data.reader import Dataset
+from vla_sdk.errors import InputError
 from vla_sdk.transforms import PolicyTransform, resize_images, state_offset
 
 DEFAULT_CACHE = Path(os.environ.get("VLA_CACHE", Path.home() / ".cache" / "vla-sdk")) / "frames"
@@ -40,13 +41,13 @@ class FrameStore:
         progress: bool = True,
     ):
         if not episodes:
-            raise ValueError("no episodes to train on (is the dataset empty, or are all episodes held out?)")
+            raise InputError("no episodes to train on (is the dataset empty, or are all episodes held out?)")
         self.episodes = list(episodes)
         self.cameras = tuple(cameras)
         for d in {i for i, _ in episodes}:
             missing = sorted(set(cameras) - set(datasets[d].cameras))
             if missing:
-                raise ValueError(
+                raise InputError(
                     f"{datasets[d].root}: the policy needs camera(s) {missing}; the dataset has {datasets[d].cameras}"
                 )
         states, actions, tasks, lengths, env_states = [], [], [], [], []

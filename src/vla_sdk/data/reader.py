@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from vla_sdk.data import layout as L
 from vla_sdk.data.stats import histogram_stats, image_histogram, vector_stats
+from vla_sdk.errors import InputError, UsageError
 from vla_sdk.video import read_video
 
 
@@ -60,7 +61,7 @@ class Dataset:
         """Episode ``k``: {"observation.state": [T, A], "action": [T, A], "timestamp": [T], "images": {cam:
         uint8[T, h, w, 3]}, "task": str, "seed", "success"}."""
         if not 0 <= k < self.num_episodes:
-            raise IndexError(f"{self.root}: episode {k} out of range (0..{self.num_episodes - 1})")
+            raise UsageError(f"{self.root}: episode {k} out of range (0..{self.num_episodes - 1})")
         ep, loc = self.episodes[k], self._episode_files[k]
         path = self.root / loc["data"]
         table = pq.read_table(path)
@@ -77,12 +78,12 @@ class Dataset:
             "length": ep["length"],
         }
         if len(out["action"]) != ep["length"]:
-            raise ValueError(f"{path}: episode {k} has {len(out['action'])} rows, meta/episodes says {ep['length']}")
+            raise InputError(f"{path}: episode {k} has {len(out['action'])} rows, meta/episodes says {ep['length']}")
         if decode_video:
             want = self.cameras if cameras is None else cameras
             unknown = sorted(set(want) - set(self.cameras))
             if unknown:
-                raise ValueError(f"{self.root}: no camera(s) {unknown}; the dataset has {self.cameras}")
+                raise InputError(f"{self.root}: no camera(s) {unknown}; the dataset has {self.cameras}")
             out["images"] = {c: self._decode(k, L.camera_key(c)) for c in want}
         return out
 
@@ -93,7 +94,7 @@ class Dataset:
         first = int(round(t0 * self.fps))
         clip = frames[first : first + n]
         if len(clip) != n:
-            raise ValueError(f"{self.root / rel}: {key} has {len(clip)} frames for episode {k}, expected {n}")
+            raise InputError(f"{self.root / rel}: {key} has {len(clip)} frames for episode {k}, expected {n}")
         return clip
 
     def stats(self, episodes: list[int] | None = None) -> dict:
@@ -101,7 +102,7 @@ class Dataset:
         decoded video when a dataset carries none."""
         eps = list(range(self.num_episodes)) if episodes is None else list(episodes)
         if not eps:
-            raise ValueError("stats of an empty episode list")
+            raise InputError("stats of an empty episode list")
         data = [self.episode(k, decode_video=False) for k in eps]
         vectors = [n for n in ("observation.state", "action", L.ENV_STATE) if n in data[0]]
         stats = {n: vector_stats(np.concatenate([d[n] for d in data])) for n in vectors}

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from vla_sdk.data import layout as L
 from vla_sdk.data.writer import DatasetWriter
+from vla_sdk.errors import InputError, UsageError
 from vla_sdk.sim.env import VlaEnv
 
 
@@ -52,17 +53,17 @@ class RecordConfig:
 
     def __post_init__(self):
         if self.teleop not in ("scripted", "replay", "keyboard"):
-            raise ValueError(f"--teleop must be scripted, replay or keyboard, got {self.teleop!r}")
+            raise UsageError(f"--teleop must be scripted, replay or keyboard, got {self.teleop!r}")
         if self.episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {self.episodes}")
+            raise UsageError(f"--episodes must be >= 1, got {self.episodes}")
         if self.teleop == "replay" and self.source is None:
-            raise ValueError("--teleop replay needs --source DATASET (the dataset whose actions to re-execute)")
+            raise UsageError("--teleop replay needs --source DATASET (the dataset whose actions to re-execute)")
         if not 0.0 <= self.action_noise <= 0.5:
-            raise ValueError(f"--action-noise must be in [0, 0.5] rad, got {self.action_noise}")
+            raise UsageError(f"--action-noise must be in [0, 0.5] rad, got {self.action_noise}")
         if self.action_noise and self.teleop != "scripted":
-            raise ValueError(f"--action-noise needs --teleop scripted, got --teleop {self.teleop}")
+            raise UsageError(f"--action-noise needs --teleop scripted, got --teleop {self.teleop}")
         if self.noise_tau <= 0:
-            raise ValueError(f"noise_tau must be > 0 seconds, got {self.noise_tau}")
+            raise InputError(f"noise_tau must be > 0 seconds, got {self.noise_tau}")
 
 
 class ActionNoise:
@@ -94,12 +95,12 @@ def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
         for key in ("observation.state", "action", *[L.camera_key(c) for c in env.cameras]):
             have = writer.features.get(key, {}).get("shape")
             if have != features[key]["shape"]:
-                raise ValueError(
+                raise InputError(
                     f"{cfg.out}: feature {key!r} has shape {have}, this recording makes "
                     f"{features[key]['shape']} (same --task, --cameras and --image-size as before?)"
                 )
         if writer.fps != fps or writer.info["vla"].get("task") != env.spec_name:
-            raise ValueError(
+            raise InputError(
                 f"{cfg.out} was recorded from {writer.info['vla'].get('task')} at {writer.fps} fps; "
                 f"cannot resume it with {env.spec_name} at {fps} fps"
             )
@@ -124,7 +125,7 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
 
         source = Dataset(cfg.source)
         if source.info["vla"].get("task") != env.spec_name:
-            raise ValueError(f"--source {cfg.source} holds {source.info['vla'].get('task')}, not {env.spec_name}")
+            raise UsageError(f"--source {cfg.source} holds {source.info['vla'].get('task')}, not {env.spec_name}")
     start = writer.num_episodes
     if start >= cfg.episodes:
         log(f"{cfg.out} already holds {start} episodes (>= {cfg.episodes}); nothing to record")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from vla_sdk.data.layout import QUANTILES
+from vla_sdk.errors import InputError
 
 
 def _qkey(q: float) -> str:
@@ -23,7 +24,7 @@ def vector_stats(x: np.ndarray) -> dict[str, list]:
     if x.ndim == 1:
         x = x[:, None]
     if len(x) == 0:
-        raise ValueError("cannot compute statistics of zero frames")
+        raise InputError("cannot compute statistics of zero frames")
     out = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0), "count": np.array([len(x)])}
     qs = np.quantile(x, QUANTILES, axis=0)
     out |= {_qkey(q): qs[i] for i, q in enumerate(QUANTILES)}
@@ -42,7 +43,7 @@ def histogram_stats(hist: np.ndarray, frames: int) -> dict[str, list]:
     values = np.arange(256) / 255.0
     n = hist.sum(1)
     if np.any(n == 0):
-        raise ValueError("cannot compute image statistics from an empty histogram")
+        raise InputError("cannot compute image statistics from an empty histogram")
     mean = (hist * values).sum(1) / n
     std = np.sqrt(np.maximum((hist * values**2).sum(1) / n - mean**2, 0.0))
     nz = hist > 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_sdk.data.reader import Dataset
+from vla_sdk.errors import UsageError
 from vla_sdk.video import VideoWriter
 
 BACKGROUND = np.array([18, 18, 18], np.uint8)
@@ -112,9 +113,9 @@ def render_episode_video(
     n = ds.num_episodes
     if not 0 <= episode < n:
         valid = f"valid: 0..{n - 1}" if n else "it has no episodes"
-        raise IndexError(f"--episode {episode} is out of range: {ds.root} holds {n} episode(s) ({valid})")
+        raise UsageError(f"--episode {episode} is out of range: {ds.root} holds {n} episode(s) ({valid})")
     if plot_height < 2 * MARGIN + 8 or plot_height % 2:
-        raise ValueError(f"--plot-height must be even and at least {2 * MARGIN + 8} pixels, got {plot_height}")
+        raise UsageError(f"--plot-height must be even and at least {2 * MARGIN + 8} pixels, got {plot_height}")
     ep = ds.episode(episode, cameras=cameras)
     cams = list(ep["images"])
     length = len(ep["action"])

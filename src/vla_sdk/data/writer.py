@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from vla_sdk.data import layout as L
 from vla_sdk.data.stats import histogram_stats, image_histogram, vector_stats
+from vla_sdk.errors import AlreadyExists, InputError, NotFound, RuntimeFailure
 from vla_sdk.video import VideoWriter
 
 
@@ -54,7 +55,7 @@ class _VideoStream:
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
-            raise RuntimeError(f"video encoding failed for {self.writer.path}: {self.error}") from self.error
+            raise RuntimeFailure(f"video encoding failed for {self.writer.path}: {self.error}") from self.error
         return self.writer.frames
 
 
@@ -87,25 +88,25 @@ class EpisodeWriter:
         ds = self.dataset
         cams = {L.camera_key(c): img for c, img in images.items()}
         if set(cams) != set(ds.video_keys):
-            raise ValueError(
+            raise InputError(
                 f"frame {len(self)}: cameras {sorted(images)} given, dataset {ds.root} expects "
                 f"{sorted(k[len(L.IMAGE_PREFIX) :] for k in ds.video_keys)}"
             )
         for key, img in cams.items():
             want = tuple(ds.features[key]["shape"])
             if img.shape != want or img.dtype != np.uint8:
-                raise ValueError(f"frame {len(self)}: {key} must be uint8 {want}, got {img.dtype} {img.shape}")
+                raise InputError(f"frame {len(self)}: {key} must be uint8 {want}, got {img.dtype} {img.shape}")
         vectors = {"observation.state": state, "action": action}
         if L.ENV_STATE in ds.features or env_state is not None:
             vectors[L.ENV_STATE] = env_state
         for name, v in vectors.items():
             if name not in ds.features:
-                raise ValueError(f"frame {len(self)}: dataset {ds.root} has no {name} feature to hold env_state")
+                raise InputError(f"frame {len(self)}: dataset {ds.root} has no {name} feature to hold env_state")
             if v is None:
-                raise ValueError(f"frame {len(self)}: dataset {ds.root} records {name}; env_state was not given")
+                raise InputError(f"frame {len(self)}: dataset {ds.root} records {name}; env_state was not given")
             want = tuple(ds.features[name]["shape"])
             if np.shape(v) != want or not np.all(np.isfinite(v)):
-                raise ValueError(f"frame {len(self)}: {name} must be finite with shape {want}, got {np.shape(v)}")
+                raise InputError(f"frame {len(self)}: {name} must be finite with shape {want}, got {np.shape(v)}")
         self.wall.append(time.perf_counter() - self.t0)
         self.states.append(np.asarray(state, np.float32))
         self.actions.append(np.asarray(action, np.float32))
@@ -120,7 +121,7 @@ class EpisodeWriter:
         if self.closed:
             raise RuntimeError(f"episode {self.index} was already committed or discarded")
         if not self.states:
-            raise ValueError(f"episode {self.index} has no frames; discard it instead")
+            raise InputError(f"episode {self.index} has no frames; discard it instead")
         self.closed = True
         for key, stream in self.streams.items():
             n = stream.close()
@@ -173,10 +174,10 @@ class DatasetWriter:
                     if (root / L.INFO_PATH).exists()
                     else "exists and is not empty; choose a new --out folder"
                 )
-                raise FileExistsError(f"{root} {what} (or --force to delete it and start over)")
+                raise AlreadyExists(f"{root} {what} (or --force to delete it and start over)")
             shutil.rmtree(root)
         if int(fps) != fps or fps <= 0:
-            raise ValueError(f"fps must be a positive integer (LeRobot stores it as int), got {fps}")
+            raise InputError(f"fps must be a positive integer (LeRobot stores it as int), got {fps}")
         info = L.new_info(features, int(fps), robot_type, vla)
         L.atomic_write_parquet(root / L.TASKS_PATH, L.tasks_table([]))
         L.atomic_write_parquet(root / L.EPISODES_PATH, L.episodes_table([], features))
@@ -189,14 +190,14 @@ class DatasetWriter:
         """Reopen a dataset to add episodes, repairing what an interrupted recording left (see module doc)."""
         root = Path(root)
         if not (root / L.INFO_PATH).exists():
-            raise FileNotFoundError(f"{root} holds no dataset (missing {L.INFO_PATH}); drop --resume to create one")
+            raise NotFound(f"{root} holds no dataset (missing {L.INFO_PATH}); drop --resume to create one")
         writer = cls(root)
         writer._recover()
         return writer
 
     def begin_episode(self, task: str, seed: int | None = None, extra: dict | None = None) -> EpisodeWriter:
         if not task.strip():
-            raise ValueError("an episode needs a non-empty task instruction")
+            raise InputError("an episode needs a non-empty task instruction")
         return EpisodeWriter(self, len(self.episodes), task, seed, extra or {})
 
     @property

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_sdk.errors import InputError, NotFound
+
 FORMAT = "vla-sdk-artifact"
 FORMAT_VERSION = 1
 MANIFEST, WEIGHTS, FUNCTION = "manifest.json", "weights.npz", "sample.stablehlo"
@@ -36,7 +38,7 @@ PARTS = (WEIGHTS, FUNCTION)
 COMPRESS = {WEIGHTS: zipfile.ZIP_DEFLATED, FUNCTION: zipfile.ZIP_DEFLATED}
 
 
-class ArtifactError(ValueError):
+class ArtifactError(InputError):
     """An artifact that cannot be used: damaged, modified, truncated, or from a newer vla-sdk."""
 
 
@@ -82,7 +84,7 @@ def write_artifact(path: str | Path, manifest: dict, parts: dict[str, bytes]) ->
     path = Path(path)
     missing = sorted(set(PARTS) - set(parts))
     if missing:
-        raise ValueError(f"artifact parts missing: {missing}")
+        raise InputError(f"artifact parts missing: {missing}")
     manifest = seal(manifest, parts)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -110,7 +112,7 @@ def _read_entry(z: zipfile.ZipFile, path: Path, name: str) -> bytes:
 def read_manifest(path: str | Path) -> tuple[dict, zipfile.ZipFile]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such artifact file")
+        raise NotFound(f"{path}: no such artifact file")
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:

@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx
 
 import vla_sdk
+from vla_sdk.errors import InputError
 from vla_sdk.export import artifact as A
 from vla_sdk.export.gate import compare, gate_frames
 from vla_sdk.export.quantize import check_mode, dequantize, quantize_params
@@ -53,11 +54,11 @@ def _jsonable(x):
 def check_meta(meta: dict, where: str) -> None:
     for key in ("model_config", "action_names"):
         if key not in meta:
-            raise ValueError(f"{where}: the checkpoint's meta has no {key!r}; it cannot be exported")
+            raise InputError(f"{where}: the checkpoint's meta has no {key!r}; it cannot be exported")
     stats = meta.get("stats") or {}
     missing = [k for k in ("observation.state", "action") if k not in stats]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{where}: the checkpoint has no normalization statistics for {missing} (meta 'stats'); an exported "
             "policy needs them to normalize states and unnormalize actions. Re-save it from a training run"
         )

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vla_sdk.errors import InputError
+
 MODES = ("none", "bf16", "int8", "int4")
 GROUP = 64  # int4: input rows per scale
 CLIP_RATIOS = np.linspace(1.0, 0.5, 21)  # int4: candidate scales, as fractions of the group's absmax / 7
@@ -39,7 +41,7 @@ ACTION_PROJECTION = "head.action_out.kernel"
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"unknown quantization mode {mode!r}; valid modes: {', '.join(MODES)}")
+        raise InputError(f"unknown quantization mode {mode!r}; valid modes: {', '.join(MODES)}")
     return mode
 
 
@@ -153,7 +155,7 @@ def dequantize(info: dict, arrays: dict, xp=jnp):
         groups, out = scale.shape
         w = (q.reshape(groups, -1, out) * scale[:, None, :]).reshape(-1, out)
         return w[: math.prod(shape[:-1])].reshape(shape)
-    raise ValueError(f"unknown stored tensor mode {mode!r}")
+    raise InputError(f"unknown stored tensor mode {mode!r}")
 
 
 def quantize_params(named: list[tuple[str, np.ndarray]], mode: str) -> tuple[dict[str, np.ndarray], dict]:

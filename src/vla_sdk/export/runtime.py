@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import jax
 import numpy as np
 
+from vla_sdk.errors import InputError
 from vla_sdk.export.artifact import ArtifactError, read_artifact
 
 
@@ -51,7 +52,7 @@ class ArtifactTransform:
     def check_cameras(self, given) -> None:
         expected = list(self.cameras)
         if sorted(given) != sorted(expected):
-            raise ValueError(
+            raise InputError(
                 f"cameras do not match the policy: expected {expected}, given {sorted(given)} "
                 f"(missing {sorted(set(expected) - set(given))}, extra {sorted(set(given) - set(expected))})"
             )
@@ -74,7 +75,7 @@ class ArtifactTransform:
     def resize(self, image: np.ndarray, camera: str) -> np.ndarray:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"camera {camera!r}: expected one uint8 image [h, w, 3], got {image.dtype}{image.shape}")
+            raise InputError(f"camera {camera!r}: expected one uint8 image [h, w, 3], got {image.dtype}{image.shape}")
         size = self.image_size
         if image.shape[:2] == (size, size):
             return image[None]
@@ -92,7 +93,7 @@ class ArtifactTransform:
         self.check_cameras(images)
         state = np.asarray(state, np.float32)
         if state.shape != (self.robot_dim,):
-            raise ValueError(
+            raise InputError(
                 f"state has shape {state.shape}, expected ({self.robot_dim},) ({', '.join(self.action_names)}); "
                 "an exported policy takes one observation at a time"
             )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
+from vla_sdk.errors import UsageError
 from vla_sdk.registry import lookup
 
 VISION = ("patches", "keypoints")  # image tokens: ViT patches, or spatial-softmax keypoints (few, precise)
@@ -68,46 +69,46 @@ class ModelConfig:
         for name in ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+                raise UsageError(f"ModelConfig.{name} must be a positive int, got {value!r}")
         if not self.cameras:
-            raise ValueError("ModelConfig.cameras must name at least one camera")
+            raise UsageError("ModelConfig.cameras must name at least one camera")
         if not isinstance(self.proprio, bool):
-            raise ValueError(f"ModelConfig.proprio must be true or false, got {self.proprio!r}")
+            raise UsageError(f"ModelConfig.proprio must be true or false, got {self.proprio!r}")
         if not (isinstance(self.keypoint_sharpness, (int, float)) and 0 < self.keypoint_sharpness <= 100):
-            raise ValueError(f"ModelConfig.keypoint_sharpness must be in (0, 100], got {self.keypoint_sharpness!r}")
+            raise UsageError(f"ModelConfig.keypoint_sharpness must be in (0, 100], got {self.keypoint_sharpness!r}")
         if len(set(self.cameras)) != len(self.cameras):
-            raise ValueError(f"ModelConfig.cameras has duplicate names: {self.cameras}")
+            raise UsageError(f"ModelConfig.cameras has duplicate names: {self.cameras}")
         if not isinstance(self.env_state_dim, int) or isinstance(self.env_state_dim, bool) or self.env_state_dim < 0:
-            raise ValueError(f"ModelConfig.env_state_dim must be an int >= 0, got {self.env_state_dim!r}")
+            raise UsageError(f"ModelConfig.env_state_dim must be an int >= 0, got {self.env_state_dim!r}")
         if not isinstance(self.stem_layers, int) or self.stem_layers < 0:
-            raise ValueError(f"ModelConfig.stem_layers must be an int >= 0, got {self.stem_layers!r}")
+            raise UsageError(f"ModelConfig.stem_layers must be an int >= 0, got {self.stem_layers!r}")
         if self.max_tokens < 2:
-            raise ValueError(f"ModelConfig.max_tokens must be >= 2 (BOS and EOS), got {self.max_tokens}")
+            raise UsageError(f"ModelConfig.max_tokens must be >= 2 (BOS and EOS), got {self.max_tokens}")
         stem_stride = 2**self.stem_layers
         if self.patch_size % stem_stride:
-            raise ValueError(
+            raise UsageError(
                 f"ModelConfig.patch_size ({self.patch_size}) must be divisible by 2**stem_layers ({stem_stride})"
             )
         if self.image_size % self.patch_size:
-            raise ValueError(
+            raise UsageError(
                 f"ModelConfig.image_size ({self.image_size}) must be divisible by patch_size ({self.patch_size})"
             )
         if self.d_model % 4:
-            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by 4 (2-D sincos positions)")
+            raise UsageError(f"ModelConfig.d_model ({self.d_model}) must be divisible by 4 (2-D sincos positions)")
         if self.expert_d_model % 2:
-            raise ValueError(f"ModelConfig.expert_d_model ({self.expert_d_model}) must be even (sincos time embedding)")
+            raise UsageError(f"ModelConfig.expert_d_model ({self.expert_d_model}) must be even (sincos time embedding)")
         if self.d_model % self.num_heads:
-            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+            raise UsageError(f"ModelConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
         if self.expert_d_model % self.expert_heads:
-            raise ValueError(
+            raise UsageError(
                 f"ModelConfig.expert_d_model ({self.expert_d_model}) must be divisible by "
                 f"expert_heads ({self.expert_heads})"
             )
         if not self.mlp_ratio > 0:
-            raise ValueError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
+            raise UsageError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
         for name, valid in (("vision", VISION), ("head", HEADS), ("dtype", DTYPES), ("time_sampling", TIME_SAMPLING)):
             if getattr(self, name) not in valid:
-                raise ValueError(f"ModelConfig.{name} must be one of {valid}, got {getattr(self, name)!r}")
+                raise UsageError(f"ModelConfig.{name} must be one of {valid}, got {getattr(self, name)!r}")
 
     # --- derived sizes ---
     @property
@@ -143,7 +144,7 @@ class ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
+            raise UsageError(f"unknown ModelConfig field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
         return cls(**data)
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vla_sdk.errors import InputError
+
 PAD, BOS, EOS = 256, 257, 258
 VOCAB_SIZE = 259
 
@@ -38,7 +40,7 @@ class ByteTokenizer:
 
     def __init__(self, max_len: int):
         if max_len < 2:
-            raise ValueError(f"max_len must be >= 2 (room for BOS and EOS), got {max_len}")
+            raise InputError(f"max_len must be >= 2 (room for BOS and EOS), got {max_len}")
         self.max_len = max_len
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vla_sdk.errors import InputError
 from vla_sdk.model.batch import Batch, Observation, as_batch, as_observation
 from vla_sdk.model.config import ModelConfig
 from vla_sdk.model.heads import HEAD_CLASSES
@@ -34,7 +35,7 @@ def _images(obs: Observation, config: ModelConfig, batch_size: int):
     """Images ``[B, C, H, W, 3]`` (float, absent cameras zeroed) and presence ``[B, C]`` in config camera order."""
     unknown = sorted(set(obs.images) - set(config.cameras))
     if unknown:
-        raise KeyError(f"images for unknown camera(s) {unknown}; the model's cameras are {list(config.cameras)}")
+        raise InputError(f"images for unknown camera(s) {unknown}; the model's cameras are {list(config.cameras)}")
     shape = (batch_size, config.image_size, config.image_size, 3)
     images, present = [], []
     for cam in config.cameras:
@@ -44,7 +45,7 @@ def _images(obs: Observation, config: ModelConfig, batch_size: int):
             present.append(jnp.zeros((batch_size,), bool))
             continue
         if img.shape != shape:
-            raise ValueError(f"camera {cam!r}: images must be {shape} [B, H, W, 3], got {img.shape}")
+            raise InputError(f"camera {cam!r}: images must be {shape} [B, H, W, 3], got {img.shape}")
         img = img.astype(jnp.float32) / 127.5 - 1.0 if img.dtype == jnp.uint8 else img
         mask = obs.image_masks.get(cam)
         mask = jnp.ones((batch_size,), bool) if mask is None else jnp.asarray(mask, bool)
@@ -85,7 +86,7 @@ class VLA(nnx.Module):
         state_tok = self.state_proj(jnp.concatenate([state, state_mask], axis=-1).astype(cfg.compute_dtype))[:, None]
 
         if obs.tokens.shape[1] != cfg.max_tokens:
-            raise ValueError(f"tokens must be [B, {cfg.max_tokens}] (config.max_tokens), got {obs.tokens.shape}")
+            raise InputError(f"tokens must be [B, {cfg.max_tokens}] (config.max_tokens), got {obs.tokens.shape}")
         lang = self.token_embed(obs.tokens) + self.token_pos[...].astype(cfg.compute_dtype)
 
         x = jnp.concatenate([img, state_tok.astype(img.dtype), lang.astype(img.dtype)], axis=1)
@@ -109,7 +110,7 @@ class VLA(nnx.Module):
         """The readout's normalized object positions ``[B, E]`` (float32), for diagnostics: what the image tokens
         say about where the objects are. Needs ``config.env_state_dim`` > 0."""
         if self.env_readout is None:
-            raise ValueError("this model has no environment-state readout (it was trained without --env-state-weight)")
+            raise InputError("this model has no environment-state readout (it was trained without --env-state-weight)")
         return self._read_env_state(*self.encode_prefix(obs))
 
     def _read_env_state(self, prefix: jax.Array, mask: jax.Array) -> jax.Array:

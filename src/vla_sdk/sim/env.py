@@ -19,6 +19,7 @@ from gymnasium import spaces
 
 from vla_sdk.assets import sim_dir
 from vla_sdk.embodiment import load_embodiment
+from vla_sdk.errors import InputError, RuntimeFailure
 from vla_sdk.sim.physics import Physics
 from vla_sdk.sim.render import CameraRenderer, tile
 from vla_sdk.sim.tasks import get_task
@@ -47,10 +48,10 @@ class VlaEnv(gym.Env):
         self.cameras = tuple(emb.cameras if cameras is None else cameras)
         unknown = [c for c in self.cameras if c not in emb.cameras]
         if unknown:
-            raise ValueError(f"{self.spec_name}: unknown camera(s) {unknown}; {emb.name} has {list(emb.cameras)}")
+            raise InputError(f"{self.spec_name}: unknown camera(s) {unknown}; {emb.name} has {list(emb.cameras)}")
         self.image_size = tuple(image_size or emb.image_size)
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode, self.render_size = render_mode, tuple(render_size)
         self._renderer = CameraRenderer(self.physics.model, self.cameras, self.image_size)
         self._video_renderer: CameraRenderer | None = None
@@ -88,7 +89,7 @@ class VlaEnv(gym.Env):
         self.physics.apply(action)
         self.steps += 1
         if not np.all(np.isfinite(self.physics.data.qpos)):
-            raise RuntimeError(f"{self.spec_name}: the simulation diverged (non-finite state) at step {self.steps}")
+            raise RuntimeFailure(f"{self.spec_name}: the simulation diverged (non-finite state) at step {self.steps}")
         success = bool(self.task.success())
         truncated = self.steps >= self.max_steps and not success
         info = {"success": success, "is_success": success, "clipped": clipped, "step": self.steps}
@@ -110,14 +111,14 @@ class VlaEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64)
         emb = self.embodiment
         if a.shape != (emb.action_dim,):
-            raise ValueError(
+            raise InputError(
                 f"{self.spec_name}: action must have shape ({emb.action_dim},) "
                 f"[{', '.join(emb.names)}], got shape {a.shape}"
             )
         bad = ~np.isfinite(a)
         if bad.any():
             names = [emb.names[i] for i in np.flatnonzero(bad)]
-            raise ValueError(
+            raise InputError(
                 f"{self.spec_name}: action has non-finite values in {names}; expected shape "
                 f"({emb.action_dim},) of finite numbers"
             )

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from vla_sdk.embodiment import Embodiment
+from vla_sdk.errors import InputError
 
 
 class Physics:
@@ -24,7 +25,7 @@ class Physics:
         self.n_substeps = max(1, round(1.0 / (self.control_hz * self.model.opt.timestep)))
         if abs(self.n_substeps * self.model.opt.timestep * self.control_hz - 1) > 1e-6:
             step = self.model.opt.timestep
-            raise ValueError(f"control rate {self.control_hz:g} Hz is not a whole number of {step} s physics steps")
+            raise InputError(f"control rate {self.control_hz:g} Hz is not a whole number of {step} s physics steps")
         m = self.model
         self._act_ids = np.array([_id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, d.actuator, xml_path) for d in embodiment.dims])
         self._qadr = np.array(
@@ -139,5 +140,5 @@ class Physics:
 def _id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str, xml_path: Path) -> int:
     i = mujoco.mj_name2id(model, kind, name)
     if i < 0:
-        raise ValueError(f"{xml_path}: the embodiment names {kind.name[6:].lower()} {name!r}, which the model lacks")
+        raise InputError(f"{xml_path}: the embodiment names {kind.name[6:].lower()} {name!r}, which the model lacks")
     return i

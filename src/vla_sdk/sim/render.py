@@ -5,6 +5,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from vla_sdk.errors import InputError
+
 
 class CameraRenderer:
     """Renders named cameras of one model at one size: ``render(data) -> {camera: uint8[h, w, 3]}``.
@@ -17,7 +19,7 @@ class CameraRenderer:
         missing = [c for c in self.cameras if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
         if missing:
             have = [model.camera(i).name for i in range(model.ncam)]
-            raise ValueError(f"unknown camera(s) {missing}; this scene has {have}")
+            raise InputError(f"unknown camera(s) {missing}; this scene has {have}")
         h, w = self.size
         if h > model.vis.global_.offheight or w > model.vis.global_.offwidth:
             model.vis.global_.offheight = max(h, model.vis.global_.offheight)
@@ -40,7 +42,7 @@ class CameraRenderer:
 def tile(images: list[np.ndarray], cols: int | None = None) -> np.ndarray:
     """Tile equally sized uint8 images [h, w, 3] into a grid (row-major), padding with black."""
     if not images:
-        raise ValueError("tile() needs at least one image")
+        raise InputError("tile() needs at least one image")
     n = len(images)
     cols = cols or (n if n <= 2 else int(np.ceil(np.sqrt(n))))
     rows = int(np.ceil(n / cols))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vla_sdk.errors import UsageError
 from vla_sdk.registry import lookup
 from vla_sdk.sim.env import VlaEnv
 from vla_sdk.video import VideoWriter
@@ -73,7 +74,7 @@ def run_episodes(
 ) -> dict:
     """Run ``episodes`` episodes with seeds ``seed, seed+1, ...``; returns a JSON-ready summary."""
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        raise UsageError(f"--episodes must be >= 1, got {episodes}")
     factory = lookup(SIM_POLICIES, "policy", policy)
     env = VlaEnv(task, cameras=[], render_size=video_size)  # scripted/hold policies read no images
     stride = max(1, round(env.control_hz / 25))  # videos at <= 25 fps

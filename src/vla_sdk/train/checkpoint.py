@@ -13,6 +13,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vla_sdk.errors import InputError, NotFound
+
 CHECKPOINT_FORMAT = 1
 
 
@@ -47,7 +49,7 @@ class Checkpoints:
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
             )
         except Exception as e:  # noqa: BLE001 - any failure means the files are not a usable checkpoint
-            raise RuntimeError(
+            raise InputError(
                 f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); it was left untouched. "
                 f"Move it aside to resume from the previous one"
             ) from e
@@ -64,20 +66,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     if (path / "checkpoints").is_dir():
         steps = sorted(int(p.name) for p in (path / "checkpoints").iterdir() if p.name.isdigit())
         if not steps:
-            raise FileNotFoundError(f"{path}: no checkpoints in {path / 'checkpoints'}")
+            raise NotFound(f"{path}: no checkpoints in {path / 'checkpoints'}")
         path = path / "checkpoints" / str(steps[-1])
     if not (path / "meta").exists() or not (path / "state").exists():
-        raise FileNotFoundError(f"{path} is not a vla-sdk checkpoint (expected state/ and meta/ inside)")
+        raise NotFound(f"{path} is not a vla-sdk checkpoint (expected state/ and meta/ inside)")
     ckptr = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     try:
         out = ckptr.restore(
             path, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
         )
     except Exception as e:  # noqa: BLE001
-        raise RuntimeError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
+        raise InputError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
     meta = out["meta"]
     if meta.get("format_version", 0) > CHECKPOINT_FORMAT:
-        raise ValueError(
+        raise InputError(
             f"checkpoint {path} has format_version {meta['format_version']}; this vla-sdk reads up to "
             f"{CHECKPOINT_FORMAT} (upgrade vla-sdk)"
         )

@@ -7,6 +7,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from vla_sdk.errors import UsageError
+
 FINETUNE = ("full", "lora", "head")
 
 
@@ -17,7 +19,7 @@ def parse_model_fields(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--model expects FIELD=VALUE (e.g. image_size=96), got {item!r}")
+            raise UsageError(f"--model expects FIELD=VALUE (e.g. image_size=96), got {item!r}")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -33,7 +35,7 @@ def parse_duration(text: str | None) -> float | None:
         return float(text)
     parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", text)
     if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
-        raise ValueError(f"--time-budget: expected a duration like 48h, 90m, 1h30m or seconds, got {text!r}")
+        raise UsageError(f"--time-budget: expected a duration like 48h, 90m, 1h30m or seconds, got {text!r}")
     unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
     return sum(float(a) * unit[b] for a, b in parts)
 
@@ -84,30 +86,30 @@ class TrainConfig:
     def __post_init__(self):
         object.__setattr__(self, "data", tuple(self.data))
         if not self.data:
-            raise ValueError("--data: give at least one dataset folder")
+            raise UsageError("--data: give at least one dataset folder")
         if (self.preset is None) == (self.base is None) and self.base is not None:
-            raise ValueError("give --preset or --base, not both")
+            raise UsageError("give --preset or --base, not both")
         for name in ("steps", "batch_size", "save_every", "keep", "log_every", "eval_episodes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_shift is not None and self.max_shift < 0:
-            raise ValueError(f"--max-shift must be >= 0 pixels, got {self.max_shift}")
+            raise UsageError(f"--max-shift must be >= 0 pixels, got {self.max_shift}")
         if not 0.0 <= self.state_noise <= 2.0:
-            raise ValueError(f"--state-noise must be in [0, 2] (normalized units), got {self.state_noise}")
+            raise UsageError(f"--state-noise must be in [0, 2] (normalized units), got {self.state_noise}")
         if not 0.0 <= self.env_state_weight <= 100.0:
-            raise ValueError(f"--env-state-weight must be in [0, 100], got {self.env_state_weight}")
+            raise UsageError(f"--env-state-weight must be in [0, 100], got {self.env_state_weight}")
         if not 0.0 <= self.state_dropout < 1.0:
-            raise ValueError(f"--state-dropout must be in [0, 1), got {self.state_dropout}")
+            raise UsageError(f"--state-dropout must be in [0, 1), got {self.state_dropout}")
         if self.execute is not None and self.execute < 1:
-            raise ValueError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
+            raise UsageError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
         if self.finetune not in FINETUNE:
-            raise ValueError(f"--finetune must be one of {FINETUNE}, got {self.finetune!r}")
+            raise UsageError(f"--finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+            raise UsageError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.eval_every and not self.eval_task:
-            raise ValueError("--eval-every needs --eval-task ROBOT/TASK")
+            raise UsageError("--eval-every needs --eval-task ROBOT/TASK")
         if self.lr <= 0 or self.warmup_steps < 0:
-            raise ValueError("lr must be > 0 and warmup_steps >= 0")
+            raise UsageError("lr must be > 0 and warmup_steps >= 0")
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -16,6 +16,7 @@ from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.data.loader import FrameStore, batches
 from vla_sdk.data.reader import Dataset
 from vla_sdk.data.stats import vector_stats
+from vla_sdk.errors import AlreadyExists, InputError, NotFound, UsageError
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
 from vla_sdk.train import lora
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
@@ -31,9 +32,9 @@ def _split(datasets: list[Dataset], val_episodes: int) -> tuple[list, list]:
     train, val = [], []
     for d, ds in enumerate(datasets):
         if ds.num_episodes == 0:
-            raise ValueError(f"{ds.root}: the dataset has no episodes")
+            raise InputError(f"{ds.root}: the dataset has no episodes")
         if val_episodes >= ds.num_episodes:
-            raise ValueError(
+            raise UsageError(
                 f"--val-episodes {val_episodes} leaves no training episodes in {ds.root} ({ds.num_episodes} episodes)"
             )
         n_train = ds.num_episodes - val_episodes
@@ -47,7 +48,7 @@ def _check_same_robot(datasets: list[Dataset]) -> dict:
     for ds in datasets[1:]:
         for key in ("observation.state", "action"):
             if ds.features[key].get("names") != first.features[key].get("names"):
-                raise ValueError(f"{ds.root}: feature {key!r} differs from {first.root} (one robot per run)")
+                raise InputError(f"{ds.root}: feature {key!r} differs from {first.root} (one robot per run)")
     return first.info.get("vla", {}).get("embodiment") or {"name": first.info.get("robot_type")}
 
 
@@ -55,7 +56,7 @@ def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) 
     if base_meta is not None:
         mcfg = ModelConfig.from_dict(base_meta["model_config"])
         if len(cameras) != len(mcfg.cameras):
-            raise ValueError(
+            raise InputError(
                 f"the base checkpoint takes {len(mcfg.cameras)} cameras {list(mcfg.cameras)}; the data has {cameras}"
             )
         # --model on a base: a field that changes no weight shape (image_size, for either encoder) keeps every
@@ -78,13 +79,13 @@ def _env_state_readout(cfg: TrainConfig, mcfg: ModelConfig, datasets: list[Datas
     for ds in datasets:
         feature = ds.features.get(ENV_STATE)
         if feature is None:
-            raise ValueError(
+            raise UsageError(
                 f"--env-state-weight: {ds.root} has no {ENV_STATE!r} feature (record it again with this version of "
                 "`vla record`, e.g. --teleop replay --source from the same dataset, or train without the flag)"
             )
         widths.add(tuple(feature.get("names") or range(feature["shape"][0])))
     if len(widths) > 1:
-        raise ValueError(f"--env-state-weight: the datasets record different environment states: {sorted(widths)}")
+        raise UsageError(f"--env-state-weight: the datasets record different environment states: {sorted(widths)}")
     return mcfg.replace(env_state_dim=len(widths.pop()))
 
 
@@ -141,10 +142,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     if resume:
         saved = run / "config.json"
         if not saved.exists():
-            raise FileNotFoundError(f"{run} has no config.json to resume from; start without --resume")
+            raise NotFound(f"{run} has no config.json to resume from; start without --resume")
         cfg = TrainConfig.from_dict({**json.loads(saved.read_text())["train"], "time_budget": cfg.time_budget})
     elif (run / "checkpoints").exists() and any((run / "checkpoints").iterdir()):
-        raise FileExistsError(f"{run} already holds checkpoints; use --resume to continue it or choose a new --out")
+        raise AlreadyExists(f"{run} already holds checkpoints; use --resume to continue it or choose a new --out")
     t_start = _clock()
     datasets = [Dataset(d) for d in cfg.data]
     embodiment = _check_same_robot(datasets)
@@ -160,15 +161,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     mcfg = _env_state_readout(cfg, mcfg, datasets)
     execute = cfg.execute if cfg.execute is not None else (base_meta or {}).get("execute")
     if execute is not None and execute > mcfg.horizon:
-        raise ValueError(f"--execute {execute} is longer than the model's chunk (horizon {mcfg.horizon})")
+        raise UsageError(f"--execute {execute} is longer than the model's chunk (horizon {mcfg.horizon})")
     store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
     cfg = _resolve_delta_actions(cfg, base_meta, log)
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
     if cfg.delta_actions and "dims" not in embodiment:
-        raise ValueError(f"--delta-actions: {cfg.data[0]}/meta/info.json names no embodiment dims (grippers?)")
+        raise UsageError(f"--delta-actions: {cfg.data[0]}/meta/info.json names no embodiment dims (grippers?)")
     delta_mask = [d.get("kind") != "gripper" for d in embodiment["dims"]] if cfg.delta_actions else None
     if delta_mask is not None and len(delta_mask) != len(action_names):
-        raise ValueError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(action_names)}")
+        raise InputError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(action_names)}")
     actions = store.actions if delta_mask is None else store.delta_chunks(mcfg.horizon, np.array(delta_mask))
     stats = {"observation.state": vector_stats(store.states), "action": vector_stats(actions)}
     if cfg.env_state_weight > 0:
@@ -191,7 +192,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     if resume:
         step = ckpts.latest_step()
         if step is None:
-            raise FileNotFoundError(f"{run / 'checkpoints'} holds no checkpoint to resume from")
+            raise NotFound(f"{run / 'checkpoints'} holds no checkpoint to resume from")
         state, _ = ckpts.restore(step, jax.tree.map(np.asarray, state))
         state = jax.device_put(state, stepper.replicated)
         start = step
@@ -221,7 +222,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     metrics_file = (run / "metrics.jsonl").open("a")
     procs = jax.process_count()
     if cfg.batch_size % procs:
-        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({procs})")
+        raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({procs})")
     data_seed = cfg.seed if procs == 1 else cfg.seed * 100_003 + jax.process_index()  # each host its own samples
     data = batches(store, transform, cfg.batch_size // procs, mcfg.horizon, data_seed, start)
     n_params = param_count(model)

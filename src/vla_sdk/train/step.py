@@ -14,6 +14,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vla_sdk.errors import UsageError
 from vla_sdk.model.vla import VLA
 from vla_sdk.train import lora
 from vla_sdk.train.augment import augment_images, drop_state, noisy_state
@@ -101,7 +102,7 @@ class Stepper:
         n = self.mesh.size
         b = len(batch["state"])
         if b % n:
-            raise ValueError(f"--batch-size {b} must be divisible by the number of devices ({n})")
+            raise UsageError(f"--batch-size {b} must be divisible by the number of devices ({n})")
         return jax.device_put(batch, self.data_sharding)
 
     def train_step(self, state: dict, batch: dict) -> tuple[dict, dict]:

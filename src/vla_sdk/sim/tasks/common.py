@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vla_sdk.errors import InputError
+
 
 def yaw_quat(yaw: float) -> np.ndarray:
     """wxyz quaternion of a rotation by ``yaw`` about world z."""
@@ -81,7 +83,7 @@ def set_mocap(physics, body: str, pos, quat=(1.0, 0.0, 0.0, 0.0)) -> None:
     """Place a mocap body (an immovable fixture such as a bin) at a world position and wxyz quaternion."""
     mid = physics.model.body(body).mocapid[0]
     if mid < 0:
-        raise ValueError(f"body {body!r} is not a mocap body")
+        raise InputError(f"body {body!r} is not a mocap body")
     physics.data.mocap_pos[mid] = pos
     physics.data.mocap_quat[mid] = quat
 
