@@ -15,6 +15,7 @@ committed by renaming finished files into place. SDK-specific metadata lives und
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -231,6 +232,8 @@ def _episode_columns(features: dict) -> dict[str, pa.DataType]:
     }
     for k in video_keys(features):
         cols[f"vla/hist/{k}"] = pa.list_(pa.int64(), 768)  # per-channel uint8 histogram, [3, 256] flattened
+    for k in ("data", *video_keys(features)):
+        cols[f"vla/sha256/{k}"] = pa.string()  # hex SHA-256 of the episode's file, null in older datasets
     return cols
 
 
@@ -262,6 +265,9 @@ def episodes_table(episodes: list[dict], features: dict) -> pa.Table:
         data["vla/wall_seconds"].append(e.get("wall_seconds"))
         data["vla/overruns"].append(e.get("overruns", 0))
         data["vla/extra"].append(json.dumps(e.get("extra", {})))
+        hashes = e.get("sha256") or {}
+        for k in ("data", *video_keys(features)):
+            data[f"vla/sha256/{k}"].append(hashes.get(k))
     return pa.table({c: pa.array(v, t) for (c, t), v in zip(cols.items(), data.values(), strict=True)})
 
 
@@ -290,9 +296,26 @@ def read_episodes(root: Path) -> list[dict]:
                 "overruns": r.get("vla/overruns") or 0,
                 "hist": hist,
                 "extra": json.loads(r.get("vla/extra") or "{}"),
+                # {"data" or video key: hex SHA-256 of its file}; None for episodes recorded before checksums
+                "sha256": {k[len("vla/sha256/") :]: v for k, v in r.items() if k.startswith("vla/sha256/") and v}
+                or None,
             }
         )
     return out
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (the content checksum stored per episode file in meta/episodes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def episode_files(episode: int, keys: list[str]) -> dict[str, str]:
+    """{"data" or video key: path relative to the root} of one episode's files, as this SDK writes them."""
+    return {"data": data_path(episode), **{k: video_path(k, episode) for k in keys}}
 
 
 def vector_column(x: np.ndarray) -> pa.FixedSizeListArray:
