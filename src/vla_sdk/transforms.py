@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.errors import InputError
 from vla_sdk.model.config import ModelConfig
 from vla_sdk.model.tokenizer import ByteTokenizer
+from vla_sdk.schema import ENV_STATE
 
 STD_FLOOR = 1e-3  # dimensions that never moved in the data are scaled as if their std were this
 
