@@ -1,4 +1,4 @@
-"""Success of every task's scripted expert over many seeds (the README's expert table).
+"""Success of every task's scripted expert over many seeds (the expert table in docs/robots-and-tasks.md).
 
 python tools/bench_experts.py [--episodes 100] [--seed 0] [--workers 2] [--json]
 """

@@ -116,13 +116,6 @@ class Physics:
         self.data.qpos[adr + 3 : adr + 7] = quat
         self.data.qvel[vadr : vadr + 6] = 0.0
 
-    def in_contact(self, geom_a: str, geom_b: str) -> bool:
-        a, b = self.model.geom(geom_a).id, self.model.geom(geom_b).id
-        for c in self.data.contact[: self.data.ncon]:
-            if {c.geom1, c.geom2} == {a, b}:
-                return True
-        return False
-
     def body_geoms(self, body: str) -> frozenset[int]:
         """Geom ids of a body (cached: success predicates ask every step, the model never changes)."""
         if body not in self._body_geoms:
