@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vla_sdk.model.config",
             "vla_sdk.model.tokenizer",
             "vla_sdk.transforms",
-            "vla_sdk.policy_api",
+            "vla_sdk.protocols",
         ),
     ),
     ("sim", ("vla_sdk.sim",)),

@@ -212,3 +212,19 @@ def test_the_training_only_readout_is_left_out(tiny_run, tmp_path):
     ref.reset(3), art.reset(3)
     for f in gate_frames(meta, ref.config, 2)[0]:
         np.testing.assert_allclose(art(f), ref(f), atol=1e-5)
+
+
+def test_the_checkpoint_and_the_artifact_are_the_one_policy_protocol(exported, reference):
+    """Runners, evaluation and `vla run` see only vla_sdk.protocols.Policy: both implementations have all of it
+    and agree on what they describe."""
+    from vla_sdk.protocols import Policy as PolicyProtocol
+
+    artifact = exported["int8"][2]
+    for p in (reference, artifact):
+        assert isinstance(p, PolicyProtocol), type(p).__name__
+    for name in ("cameras", "image_size", "horizon", "robot", "execute"):
+        assert getattr(artifact, name) == getattr(reference, name), name
+    f = gate_frames(reference.meta, reference.config, 1)[0][0]
+    artifact.reset(3)
+    out = artifact(f)
+    assert out.shape == (reference.horizon, len(f["state"])) and np.all(np.isfinite(out))
