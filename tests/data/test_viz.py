@@ -6,6 +6,7 @@ import pytest
 from vla_sdk.data import layout as L
 from vla_sdk.data.viz import draw_polyline, render_episode_video
 from vla_sdk.data.writer import DatasetWriter
+from vla_sdk.errors import UsageError
 from vla_sdk.video import read_video
 
 CAMS, SIZE, LENGTH = ["cam_high", "cam_left_wrist"], (16, 24), 30
@@ -55,9 +56,9 @@ def test_viz_frames_layout_and_cursor(dataset, tmp_path):
 
 
 def test_viz_episode_out_of_range_names_valid_range(dataset, tmp_path):
-    with pytest.raises(IndexError, match=r"--episode 2 is out of range.*valid: 0\.\.1"):
+    with pytest.raises(UsageError, match=r"--episode 2 is out of range.*valid: 0\.\.1"):
         render_episode_video(dataset, 2, tmp_path / "x.mp4")
-    with pytest.raises(IndexError, match=r"valid: 0\.\.1"):
+    with pytest.raises(UsageError, match=r"valid: 0\.\.1"):
         render_episode_video(dataset, -1, tmp_path / "x.mp4")
     with pytest.raises(ValueError, match="no camera"):
         render_episode_video(dataset, 0, tmp_path / "x.mp4", cameras=["cam_low"])
@@ -72,3 +73,17 @@ def test_draw_polyline_is_connected():
     assert (on.any(axis=0)).all()  # the diagonal leaves no gaps between columns
     draw_polyline(img, np.array([-50.0, 50.0]), np.array([5.0, 5.0]), (0, 255, 0))  # clipped, no error
     assert (img[5, :, 1] == 255).all()
+
+
+def test_viz_of_a_damaged_video_names_the_file(dataset, tmp_path):
+    import shutil
+
+    from vla_sdk.errors import InputError
+
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    mp4 = root / L.video_path("observation.images.cam_high", 1)
+    mp4.write_bytes(mp4.read_bytes()[:500])
+    with pytest.raises(InputError, match=r"cam_high/chunk-000/file-001.mp4: unreadable video"):
+        render_episode_video(root, 1, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()

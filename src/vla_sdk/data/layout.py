@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vla_sdk.errors import InputError, NotFound
+from vla_sdk.schema import ENV_STATE, IMAGE_PREFIX  # noqa: F401 - re-exported
 
 CODEBASE_VERSION = "v3.0"
 VLA_FORMAT_VERSION = 1  # version of the info["vla"] block and the vla/* episode columns
@@ -35,8 +36,6 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 INFO_PATH, STATS_PATH, TASKS_PATH = "meta/info.json", "meta/stats.json", "meta/tasks.parquet"
 STAGING = ".staging"  # uncommitted episodes; never read as data
-IMAGE_PREFIX = "observation.images."
-ENV_STATE = "observation.environment_state"  # optional: object positions (simulation), a training-only target
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 DEFAULT_FEATURES = {
     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
@@ -84,14 +83,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2) + "\n").encode()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
 def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def atomic_write_parquet(path: Path, table: pa.Table) -> None:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write_bytes(path, parquet_bytes(table))
 
 
 def tasks_table(tasks: list[str]) -> pa.Table:

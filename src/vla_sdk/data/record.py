@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vla_sdk.data import layout as L
-from vla_sdk.data.writer import DatasetWriter
+from vla_sdk.data.writer import DatasetWriter, repair_meta
 from vla_sdk.errors import InputError, UsageError
 from vla_sdk.sim.env import VlaEnv
 
@@ -46,6 +46,7 @@ class RecordConfig:
     source: Path | None = None  # replay: the dataset whose actions are re-executed
     only_success: bool = False  # scripted: keep only successful episodes (retrying with the next seed)
     force: bool = False  # delete an existing dataset at `out` and start over (never implied)
+    ignore_checksums: bool = False  # --resume: continue even if committed files fail their SHA-256 checksums
     replay_tolerance: float = 1e-3  # replay: max |state - recorded state| allowed
     action_noise: float = 0.0  # scripted: std (rad) of the noise added to the executed arm actions (DART)
     noise_tau: float = 0.5  # seconds: correlation time of that noise
@@ -90,8 +91,10 @@ def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
     fps = int(round(env.control_hz))
     objects = env.physics.object_names()
     features = L.make_features(emb.names, emb.names, list(env.cameras), env.image_size, fps, env_names=objects)
+    if cfg.resume:
+        repair_meta(cfg.out)  # a commit killed where no atomic swap exists can leave meta/ set aside
     if cfg.resume and (cfg.out / L.INFO_PATH).exists():
-        writer = DatasetWriter.open(cfg.out)
+        writer = DatasetWriter.open(cfg.out, ignore_checksums=cfg.ignore_checksums)
         for key in ("observation.state", "action", *[L.camera_key(c) for c in env.cameras]):
             have = writer.features.get(key, {}).get("shape")
             if have != features[key]["shape"]:

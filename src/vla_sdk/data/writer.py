@@ -1,30 +1,157 @@
 """Crash-safe dataset writing: episodes are staged, then committed atomically.
 
 An episode is recorded into ``.staging/ep-NNNNNN/`` (video frames are encoded by one background thread per camera
-while the episode runs, so committing an episode does not stall the next one). ``commit()`` renames the finished
-data file and mp4s into place, then atomically rewrites meta/episodes, meta/tasks, meta/stats.json and finally
-meta/info.json. A process killed at any moment (SIGINT or SIGKILL) leaves every episode committed before the kill
-readable, with contiguous indices; ``DatasetWriter.open`` (``--resume``) repairs what a kill between two renames
-left behind (uncommitted files are moved aside to ``.staging/``, never deleted).
+while the episode runs, so committing an episode does not stall the next one). ``commit()`` hashes (SHA-256) and
+fsyncs the finished data file and mp4s, renames them into place, then commits meta/ in one step: the complete new
+meta/ is written (and fsynced) into ``.staging/meta-new-XXXX/`` and swapped with meta/ by one
+``renameat2(RENAME_EXCHANGE)`` (Linux; ``renamex_np(RENAME_SWAP)`` on macOS). That swap is the commit point: before
+it, meta/ is the old one and the episode's files are unreferenced orphans; after it, meta/ names them with their
+checksums. A process killed at any instant (SIGINT or SIGKILL) therefore leaves a dataset that validates, holding
+every episode committed before the kill with contiguous indices. ``DatasetWriter.open`` (``--resume``) repairs what a
+kill left behind: orphans and aborted episodes are moved aside to ``.staging/``, never deleted; leftover meta folders
+under ``.staging/`` (never read as data) are removed; committed files whose bytes changed are refused.
+
+Fallback where no atomic swap exists (other OSes, or a filesystem answering EINVAL/ENOSYS/ENOTSUP): meta/ is renamed
+to ``.staging/meta-old-XXXX`` and the new folder renamed to meta/. A kill between those two renames leaves no
+meta/ (the dataset reads as missing) until :func:`repair_meta` (called by ``open``/``--resume``) renames the old one
+back; no committed episode is lost.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
 import queue
+import secrets
 import shutil
+import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vla_sdk.data import checksums
 from vla_sdk.data import layout as L
 from vla_sdk.data.stats import histogram_stats, image_histogram, vector_stats
 from vla_sdk.errors import AlreadyExists, InputError, NotFound, RuntimeFailure
 from vla_sdk.video import VideoWriter
+
+META = "meta"
+META_NEW, META_OLD = "meta-new-", "meta-old-"  # folder name prefixes under .staging/ (never read as data)
+
+
+def _no_crash(step: str) -> None:
+    pass
+
+
+# Called with the name of each step of a commit ("staged", "moved data", "meta:wrote meta/info.json",
+# "meta:swapped", ...). Tests replace it to kill the process at exactly that point; it does nothing otherwise.
+crash_point: Callable[[str], None] = _no_crash
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's (its entries') changes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE, _RENAME_SWAP = -100, 2, 2
+_NO_SWAP = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step; False where this OS or filesystem cannot (the caller falls back).
+
+    Linux: ``renameat2(RENAME_EXCHANGE)`` (glibc >= 2.28, kernel >= 3.15; ext4, xfs, btrfs, tmpfs, ...);
+    macOS: ``renamex_np(RENAME_SWAP)`` (APFS)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+            fn = libc.renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+        elif sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+            fn = libc.renamex_np
+            fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+            rc = fn(os.fsencode(a), os.fsencode(b), _RENAME_SWAP)
+        else:
+            return False
+    except OSError:  # no loadable C library (unusual platforms)
+        return False
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _NO_SWAP:
+        return False
+    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
+
+
+def commit_meta(root: Path, files: dict[str, bytes]) -> None:
+    """Replace ``root/meta`` by a folder holding exactly ``files`` ({path relative to root, under meta/: bytes})
+    plus any other files of the old meta/ outside meta/episodes/, in one atomic step (see the module doc)."""
+    staging = root / L.STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = staging / f"{META_NEW}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # not mkdtemp: its 0700 mode would become meta/'s
+    meta = root / META
+    for f in meta.rglob("*") if meta.is_dir() else []:  # files this writer does not manage travel with meta/
+        rel = f.relative_to(root).as_posix()
+        if f.is_file() and rel not in files and not rel.startswith("meta/episodes/"):
+            files = {**files, rel: f.read_bytes()}
+    dirs = {tmp}
+    for rel, data in files.items():
+        path = tmp / Path(rel).relative_to(META)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dirs |= {d for d in path.parents if tmp in d.parents or d == tmp}
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        crash_point(f"meta:wrote {rel}")
+    for d in sorted(dirs, key=lambda d: -len(d.parts)):
+        _fsync(d)
+    crash_point("meta:synced")
+    if not meta.exists():  # a new dataset
+        os.rename(tmp, meta)
+    elif exchange(tmp, meta):
+        crash_point("meta:swapped")  # tmp now holds the old meta/
+    else:
+        old = tmp.with_name(META_OLD + tmp.name[len(META_NEW) :])
+        os.rename(meta, old)
+        crash_point("meta:aside")  # no meta/ until the next rename (or repair_meta)
+        os.rename(tmp, meta)
+        tmp = old
+    _fsync(root)
+    crash_point("meta:committed")
+    shutil.rmtree(tmp, ignore_errors=True)
+    crash_point("meta:cleaned")
+
+
+def repair_meta(root: str | Path) -> None:
+    """Undo what a kill inside :func:`commit_meta` left: restore meta/ if the fallback (no atomic swap) was killed
+    between its two renames, then remove the leftover ``.staging/meta-*`` folders (an unfinished new meta/ or an
+    old one already replaced; neither is ever read as data)."""
+    root = Path(root)
+    staging = root / L.STAGING
+    if not staging.is_dir():
+        return
+    if not (root / META).exists():
+        olds = sorted(staging.glob(META_OLD + "*"), key=lambda d: d.stat().st_mtime)
+        if olds:
+            os.rename(olds[-1], root / META)
+            warnings.warn(f"restored {root / META} from {olds[-1]} (a commit was interrupted)", stacklevel=2)
+    if (root / META).exists():
+        for d in [*staging.glob(META_NEW + "*"), *staging.glob(META_OLD + "*")]:
+            shutil.rmtree(d)
 
 
 class _VideoStream:
@@ -156,7 +283,13 @@ class DatasetWriter:
         names = ("observation.state", "action", L.ENV_STATE)
         self._vectors: dict[str, list[np.ndarray]] = {k: [] for k in names if k in self.features}
         for ep in self.episodes:
-            table = pq.read_table(self.root / L.data_path(ep["episode_index"]), columns=list(self._vectors))
+            path = self.root / L.data_path(ep["episode_index"])
+            try:
+                table = pq.read_table(path, columns=list(self._vectors))
+            except FileNotFoundError:
+                raise InputError(f"{path}: missing (meta/episodes lists episode {ep['episode_index']})") from None
+            except (pa.ArrowException, OSError) as e:
+                raise InputError(f"{path}: unreadable parquet, truncated or corrupt ({e})") from None
             for name in self._vectors:
                 self._vectors[name].append(L.column_array(table, name))
 
@@ -167,7 +300,8 @@ class DatasetWriter:
         """Start an empty dataset at ``root``. An existing dataset or non-empty folder there is an error, unless
         ``force`` (then it is deleted first: the only place this SDK deletes recorded data)."""
         root = Path(root)
-        if root.exists() and any(root.iterdir()):
+        repair_meta(root)
+        if root.exists() and any(p.name != L.STAGING for p in root.iterdir()):
             if not force:
                 what = (
                     "already holds a dataset; use --resume to add episodes to it"
@@ -179,18 +313,23 @@ class DatasetWriter:
         if int(fps) != fps or fps <= 0:
             raise InputError(f"fps must be a positive integer (LeRobot stores it as int), got {fps}")
         info = L.new_info(features, int(fps), robot_type, vla)
-        L.atomic_write_parquet(root / L.TASKS_PATH, L.tasks_table([]))
-        L.atomic_write_parquet(root / L.EPISODES_PATH, L.episodes_table([], features))
-        L.atomic_write_json(root / L.STATS_PATH, {})  # no frames yet
-        L.atomic_write_json(root / L.INFO_PATH, info)
+        for d in (root / L.STAGING).glob("meta-*"):  # what a create killed before its commit left
+            shutil.rmtree(d)
+        commit_meta(root, _meta_files(info, [], [], features, {}))  # no frames yet: empty stats
         return cls(root)
 
     @classmethod
-    def open(cls, root: str | Path) -> DatasetWriter:
-        """Reopen a dataset to add episodes, repairing what an interrupted recording left (see module doc)."""
+    def open(cls, root: str | Path, ignore_checksums: bool = False) -> DatasetWriter:
+        """Reopen a dataset to add episodes, repairing what an interrupted recording left (see module doc).
+
+        Refuses (:class:`InputError` naming each file) a dataset whose committed files fail their SHA-256 checksums,
+        unless ``ignore_checksums``; episodes recorded before checksums existed are not checked."""
         root = Path(root)
+        repair_meta(root)
         if not (root / L.INFO_PATH).exists():
             raise NotFound(f"{root} holds no dataset (missing {L.INFO_PATH}); drop --resume to create one")
+        if not ignore_checksums:
+            checksums.require_intact(root, L.read_episodes(root))
         writer = cls(root)
         writer._recover()
         return writer
@@ -227,14 +366,20 @@ class DatasetWriter:
                 "task_index": pa.array(np.full(n, self.tasks.index(ep.task)), pa.int64()),
             }
         )
-        staged = ep.staging / "data.parquet"
-        pq.write_table(table, staged, compression="snappy")
+        staged = {"data": ep.staging / "data.parquet", **{k: ep.staging / f"{k}.mp4" for k in self.video_keys}}
+        pq.write_table(table, staged["data"], compression="snappy")
+        sha256 = {}
+        for key, path in staged.items():  # the video streams are closed: these are the final bytes
+            sha256[key] = L.file_sha256(path)
+            _fsync(path)
+        crash_point("staged")
         # Rename the finished files into place; until meta/ says so, they are not part of the dataset.
-        moves = [(staged, self.root / L.data_path(idx))]
-        moves += [(ep.staging / f"{k}.mp4", self.root / L.video_path(k, idx)) for k in self.video_keys]
-        for src, dst in moves:
+        for key, rel in L.episode_files(idx, self.video_keys).items():
+            dst = self.root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            src.replace(dst)
+            staged[key].replace(dst)
+            _fsync(dst.parent)
+            crash_point(f"moved {key}")
         overruns = int(np.sum(np.diff(ep.wall) > 1.5 / self.fps)) if ep.extra.get("paced") else 0
         row = {
             "episode_index": idx,
@@ -247,6 +392,7 @@ class DatasetWriter:
             "overruns": overruns,
             "hist": {k: ep.hist[k] for k in self.video_keys},
             "extra": {k: v for k, v in ep.extra.items()},
+            "sha256": sha256,
         }
         self.episodes.append(row)
         for name, v in vectors.items():
@@ -258,16 +404,14 @@ class DatasetWriter:
             )
             warnings.warn(msg, stacklevel=2)
             self.info["vla"].setdefault("timing_notes", []).append(msg)
-        self._write_meta()
+        self._write_meta()  # the commit point
         shutil.rmtree(ep.staging, ignore_errors=True)
+        crash_point("done")
         return idx
 
     def _write_meta(self) -> None:
-        L.atomic_write_parquet(self.root / L.TASKS_PATH, L.tasks_table(self.tasks))
-        L.atomic_write_parquet(self.root / L.EPISODES_PATH, L.episodes_table(self.episodes, self.features))
-        L.atomic_write_json(self.root / L.STATS_PATH, self.stats())
         self.info.update(L.totals(self.episodes, self.tasks))
-        L.atomic_write_json(self.root / L.INFO_PATH, self.info)  # the commit point
+        commit_meta(self.root, _meta_files(self.info, self.tasks, self.episodes, self.features, self.stats()))
 
     def stats(self, episodes: list[int] | None = None) -> dict:
         """Exact statistics over ``episodes`` (default: all); see :mod:`vla_sdk.data.stats`."""
@@ -282,14 +426,17 @@ class DatasetWriter:
         n = len(self.episodes)
         staging = self.root / L.STAGING
         for d in sorted(staging.glob("ep-*")) if staging.exists() else []:
-            self._set_aside(d, "aborted")
+            if any(d.iterdir()):
+                self._set_aside(d, "aborted")
+            else:  # the empty folder of an episode killed after its files were renamed into place
+                d.rmdir()
         committed = {L.data_path(i) for i in range(n)} | {L.video_path(k, i) for k in self.video_keys for i in range(n)}
         for pattern in ("data/*/*.parquet", "videos/*/*/*.mp4"):
             for f in sorted(self.root.glob(pattern)):
                 if str(f.relative_to(self.root)) not in committed:
                     self._set_aside(f, "orphaned")
         if self.info.get("total_episodes") != n or not (self.root / L.STATS_PATH).exists():
-            self._write_meta()  # a kill between meta/episodes and meta/info.json
+            self._write_meta()  # meta/ of an older SDK version killed between its per-file writes
 
     def _set_aside(self, path: Path, why: str) -> None:
         dest = self.root / L.STAGING / why / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.relative_to(self.root)}"
@@ -297,6 +444,16 @@ class DatasetWriter:
         dest.parent.mkdir(parents=True, exist_ok=True)
         path.replace(dest)
         warnings.warn(f"moved uncommitted {path} to {dest} (not part of the dataset)", stacklevel=2)
+
+
+def _meta_files(info: dict, tasks: list[str], episodes: list[dict], features: dict, stats: dict) -> dict[str, bytes]:
+    """The content of every file of meta/ ({path relative to the root: bytes})."""
+    return {
+        L.TASKS_PATH: L.parquet_bytes(L.tasks_table(tasks)),
+        L.EPISODES_PATH: L.parquet_bytes(L.episodes_table(episodes, features)),
+        L.STATS_PATH: L.json_bytes(stats),
+        L.INFO_PATH: L.json_bytes(info),
+    }
 
 
 def compute_stats(episodes: list[dict], vectors: dict[str, list[np.ndarray]], fps: int) -> dict:
