@@ -1,7 +1,8 @@
 """`vla eval`: closed-loop evaluation in simulation (ours or a mapped third-party gymnasium env), and offline replay.
 
-Success rate with a 95 % Wilson interval, per-episode success/length/seed, inference latency percentiles, videos of
-the first episodes and of failures. Episodes run in parallel worker processes; the same seeds give the same result
+Success rate with a 95 % Wilson interval, per-episode success/length/seed/stop reason/final state, inference latency
+percentiles, videos of the first episodes and of failures (our tasks: the rendered cameras; a mapped env: its
+observation's camera images, tiled). Episodes run in parallel worker processes; the same seeds give the same result
 (the policy's sampling noise is seeded per episode).
 """
 
@@ -20,7 +21,7 @@ from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.embodiment import load_embodiment
 from vla_sdk.errors import InputError, UsageError
 from vla_sdk.policy import Policy
-from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop, resolve_execute
+from vla_sdk.runner import STOPS, PolicyRunner, RunnerConfig, resolve_execute
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -46,8 +47,8 @@ class EvalConfig:
     video_first: int = 2
     max_failure_videos: int = 5
     video_size: tuple[int, int] = (120, 160)
-    execution: str = "receding"
-    execute: int | None = None
+    execution: str = RunnerConfig.execution  # one of runner.STRATEGIES
+    execute: int | None = None  # actions per chunk (None: runner.resolve_execute: as trained, else half the chunk)
     delay_steps: int | None = None  # async: simulated inference delay in control steps (default: measured once)
     max_steps: int | None = None  # cap on each episode's control steps (default: the task's or mapping's limit)
 
@@ -59,6 +60,11 @@ class EvalConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
         RunnerConfig(execution=self.execution, execute=self.execute)  # validates the name and --execute
+        if self.delay_steps is not None and (self.execution != "async" or self.delay_steps < 0):
+            raise UsageError(
+                f"--delay-steps {self.delay_steps}: a simulated inference delay (>= 0 control steps) needs "
+                f"--execution async (got {self.execution!r})"
+            )
 
 
 def check_compatible(policy: Policy, task: str) -> None:
@@ -99,33 +105,56 @@ def _make_env(cfg: EvalConfig, policy: Policy):
     return env, emb, float(env.mapping.get("control_hz", emb.control_hz))
 
 
+def video_stride(hz: float) -> int:
+    """Control steps per video frame: videos play at real speed, at most 25 fps (fps = hz / stride)."""
+    return max(1, round(hz / 25))
+
+
+def tile_cameras(images: list[np.ndarray]) -> np.ndarray:
+    """Camera images [h, w, 3] of any sizes tiled into one frame (each padded with black to the largest)."""
+    from vla_sdk.sim.render import tile
+
+    h, w = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
+    return tile([np.pad(i, ((0, h - i.shape[0]), (0, w - i.shape[1]), (0, 0))) for i in images])
+
+
 def _episode(env, runner: PolicyRunner, policy: Policy, seed: int, film: bool) -> tuple[dict, list]:
+    """One episode. Our tasks: success is the step's ``info["success"]`` (the env terminates on it). A mapped env:
+    success counts at any step (as LeRobot counts ``is_success``); the episode runs until the env terminates or
+    truncates or the mapping's ``max_steps``, or ends at the first success when the mapping says
+    ``"end_on_success": true``. Frames (when filmed): our rendered cameras, or the mapped observation's images."""
     from vla_sdk.sim.env import VlaEnv
 
     ours = isinstance(env, VlaEnv)
     obs, _ = env.reset(seed=seed)
     policy.reset(seed)
-    frames, stride = [], max(1, round(runner.dt**-1 / 25))
+    frames, stride = [], video_stride(1 / runner.dt)
     reason, success, steps = None, False, 0
     calls = len(runner.latencies)
     try:
         runner.reset(obs)
         while True:
-            if film and ours and steps % stride == 0:
-                frames.append(env.render_frame())
+            if film and steps % stride == 0:
+                frames.append(env.render_frame() if ours else tile_cameras([obs["images"][c] for c in env.cameras]))
             obs, _, terminated, truncated, info = env.step(runner.act(obs))
             steps += 1
-            if terminated or truncated:
-                success = bool(info["success"]) if ours else env.success(info)
+            if ours:
+                if terminated or truncated:
+                    success = bool(info["success"])
+                    break
+                continue
+            success = success or env.success(info)
+            capped = env.max_steps is not None and steps >= env.max_steps
+            if terminated or truncated or capped or (success and env.end_on_success):
                 break
-            if not ours and steps >= env.mapping.get("max_steps", 10**9):
-                break
-    except UnsafeStop as e:
+    except STOPS as e:
         reason = str(e)
     finally:
         runner.close()
     inferences = len(runner.latencies) - calls
-    return {"seed": seed, "success": success, "steps": steps, "inferences": inferences, "stopped": reason}, frames
+    result = {"seed": seed, "success": success, "steps": steps, "inferences": inferences, "stopped": reason}
+    result["final_state"] = [round(float(x), 6) for x in obs["state"]]  # where the robot ended up
+    return result, frames
 
 
 def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[float]]:
@@ -133,10 +162,13 @@ def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[flo
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    return _run_with(Policy.load(cfg.policy), cfg, seeds)
+    return run_episodes(Policy.load(cfg.policy), cfg, seeds)
 
 
-def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
+def run_episodes(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
+    """Episodes ``seeds`` of ``cfg``'s task or mapped env with an already loaded ``policy``, in this process:
+    (per-episode results, inference latencies in s). :func:`evaluate` runs this in each worker; `vla export
+    --check-task` runs it for the float and the exported policy."""
     env, emb, hz = _make_env(cfg, policy)
     delay = cfg.delay_steps if cfg.execution == "async" else None
     runner = PolicyRunner(
@@ -154,7 +186,7 @@ def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[d
 
             tag = "ok" if res["success"] else "fail"
             path = Path(cfg.video_dir) / f"seed{seed}_{tag}.mp4"
-            with VideoWriter(path, fps=min(25.0, hz)) as w:
+            with VideoWriter(path, fps=hz / video_stride(hz)) as w:
                 for f in frames:
                     w.write(f)
             res["video"] = str(path)
@@ -164,9 +196,14 @@ def _run_with(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[d
     return results, runner.latencies
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> dict:
+    """Closed-loop evaluation of ``cfg.policy``. ``policy``: an already loaded policy (any object with the Policy
+    interface) to run instead of loading ``cfg.policy``, in this process (``workers`` must then be 1)."""
     t0 = time.perf_counter()
-    policy = Policy.load(cfg.policy)  # validates the policy and the env before any episode starts
+    given = policy is not None
+    if given and cfg.workers > 1:
+        raise UsageError("an in-memory policy runs in one process: workers must be 1")
+    policy = policy if given else Policy.load(cfg.policy)  # validates the policy and the env before any episode
     env, _, hz = _make_env(cfg, policy)
     if cfg.execution == "async" and cfg.delay_steps is None:  # measure once, so every worker simulates the same
         obs, _ = env.reset(seed=cfg.seed)
@@ -178,7 +215,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     execute, execute_from = resolve_execute(policy, cfg.execute)  # for the report; each runner resolves the same
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     parts = [seeds[i :: cfg.workers] for i in range(cfg.workers) if seeds[i :: cfg.workers]]
-    if len(parts) == 1:
+    if given:
+        outs = [run_episodes(policy, cfg, parts[0])]
+    elif len(parts) == 1:
         outs = [_run_seeds((cfg, parts[0]))]
     else:
         with ProcessPoolExecutor(len(parts), mp_context=get_context("spawn")) as pool:
@@ -214,14 +253,27 @@ def load_mapping_id(spec) -> str:
 PHASES = 5  # replay reports the chunk MSE per fifth of the episode
 
 
-def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = None, stride: int = 10) -> dict:
+def replay(
+    policy: Policy,
+    dataset: str | Path,
+    episodes: list[int] | None = None,
+    stride: int = 10,
+    seed: int = 0,
+) -> dict:
     """Offline: predicted chunks vs the recorded actions (MSE in raw action units, per joint and per fifth of the
     episodes' timelines, by where each chunk starts), no simulator. The phases show what an average hides: a policy
     that ignores its cameras fits late chunks from the arm's pose and misses only the first ones, before the arm
-    has moved towards the object."""
+    has moved towards the object. ``episodes``: dataset episode indices (default all); the policy's sampling noise
+    for episode k is seeded with ``seed + k``."""
     from vla_sdk.data.reader import Dataset
 
     ds = Dataset(dataset)
+    if episodes is not None:
+        bad = [k for k in episodes if not 0 <= k < ds.num_episodes]
+        if bad or not episodes:
+            raise UsageError(
+                f"{dataset}: episode(s) {bad or episodes} do not exist; it has {ds.num_episodes} (0-based)"
+            )
     missing = sorted(set(policy.cameras) - set(ds.cameras))
     if missing:
         raise InputError(f"{dataset}: the policy needs camera(s) {missing}; the dataset has {ds.cameras}")
@@ -239,7 +291,7 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
     n_chunks = 0
     for k in episodes if episodes is not None else range(ds.num_episodes):
         ep = ds.episode(k, cameras=list(policy.cameras))
-        policy.reset(k)
+        policy.reset(seed + k)
         for t in range(0, ep["length"], stride):
             obs = {
                 "images": {c: ep["images"][c][t] for c in policy.cameras},
@@ -262,6 +314,8 @@ def replay(policy: Policy, dataset: str | Path, episodes: list[int] | None = Non
     return {
         **env,
         "dataset": str(dataset),
+        "episodes": len(episodes) if episodes is not None else ds.num_episodes,
+        "seed": seed,
         "chunks": n_chunks,
         "chunk_mse": float(per_joint.mean()),
         "per_joint_mse": dict(zip(policy.transform.action_names, per_joint.tolist(), strict=True)),

@@ -10,7 +10,10 @@ Strategies (``execution``):
             consecutive chunks aligned in time (no jump at the boundary from the delay itself)
 
 Safety, for every embodiment: actions are clamped to the declared limits and to a maximum change per control step;
-a non-finite observation or action stops the episode with a reason instead of moving.
+a non-finite observation or action stops the episode with a reason instead of moving (:class:`UnsafeStop`), and so
+does an exception raised by an async inference (:class:`InferenceFailed`, raised by the first ``act`` after it, so
+within one control period; blocking strategies raise the policy's own exception from ``act`` at once). Callers that
+run episodes catch :data:`STOPS` and report the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ class UnsafeStop(RuntimeFailure):
     """The runner refused to move: a non-finite observation or action."""
 
 
+class InferenceFailed(RuntimeFailure):
+    """An inference on the async background thread raised; the robot stops instead of holding the last action."""
+
+
+STOPS = (UnsafeStop, InferenceFailed)  # what ends an episode with a reason instead of ending the program
+
+
 @dataclass
 class RunnerConfig:
     execution: str = "receding"  # one of STRATEGIES
@@ -48,14 +58,17 @@ class RunnerConfig:
             raise UsageError(f"--execute must be >= 1 (actions per chunk), got {self.execute}")
 
 
-def resolve_execute(policy, execute: int | None = None) -> tuple[int, str]:
-    """(actions used per chunk, where that comes from), as :class:`PolicyRunner` resolves it: ``--execute``, else
-    the policy's own (`vla train --execute`, carried into checkpoints and artifacts), else half the chunk."""
+def resolve_execute(policy, execute: int | None = None) -> tuple[int | None, str]:
+    """(actions used per chunk, where that comes from): ``--execute``, else the policy's own (`vla train --execute`,
+    carried into checkpoints and artifacts), else half the chunk. The one place this is decided: :class:`PolicyRunner`
+    calls it, eval, `vla run` and `vla export --check-task` report it. None (with "half the chunk") for a bare
+    callable that declares no ``horizon``: the runner then uses half of each chunk it returns."""
     if execute is not None:
         return execute, "--execute"
     if getattr(policy, "execute", None) is not None:
         return policy.execute, "policy"
-    return max(1, policy.horizon // 2), "half the chunk"
+    horizon = getattr(policy, "horizon", None)
+    return (max(1, horizon // 2) if horizon else None), "half the chunk"
 
 
 class SafetyFilter:
@@ -96,7 +109,7 @@ class PolicyRunner:
         self.policy, self.embodiment, self.dt = policy, embodiment, 1.0 / control_hz
         self.cfg = config or RunnerConfig()
         # actions per chunk: --execute, else the policy's own (as trained), else half of each chunk
-        self.execute = self.cfg.execute if self.cfg.execute is not None else getattr(policy, "execute", None)
+        self.execute, self.execute_from = resolve_execute(policy, self.cfg.execute)
         self.safety = SafetyFilter(embodiment, self.cfg.max_joint_step)
         self.latencies: list[float] = []
         self.blocking_inferences = 0  # inferences the control loop waited for (async: only the one in reset)
@@ -114,6 +127,7 @@ class PolicyRunner:
         self._pending = None
         self._scheduled = None
         self._thread = None
+        self._error: BaseException | None = None  # async: what the background inference raised
         if self.cfg.execution == "async":  # the first chunk is computed before the clock starts
             self.chunk, self.chunk_start = self._infer(obs), 0
             self.blocking_inferences = 0
@@ -161,6 +175,11 @@ class PolicyRunner:
         return (w[:, None] * acts).sum(0) / w.sum()
 
     def _async(self, obs):
+        if self._error is not None:  # the background inference failed: stop now, do not hold the last action
+            err, self._error = self._error, None
+            raise InferenceFailed(
+                f"inference failed on the async thread at step {self.step}: {_describe(err)}"
+            ) from err
         used = self.step - self.chunk_start
         if self._thread is None and used >= self._horizon_used(self.chunk) - self._delay_steps():
             self._launch(obs)  # start early enough that the next chunk lands before this one runs out
@@ -184,12 +203,20 @@ class PolicyRunner:
     def _launch(self, obs):
         start = self.step
         if self.cfg.delay_steps is not None:  # simulated time: the chunk "arrives" delay_steps later
-            self._scheduled = (start + self.cfg.delay_steps, (start, self._infer(obs)))
+            try:
+                chunk = self._infer(obs)
+            except Exception as e:  # as on the thread: the episode stops with the reason
+                raise InferenceFailed(f"inference failed at step {start}: {_describe(e)}") from e
+            self._scheduled = (start + self.cfg.delay_steps, (start, chunk))
             self._thread = "scheduled"
             return
 
         def work():
-            chunk = self._infer(obs)
+            try:
+                chunk = self._infer(obs)
+            except BaseException as e:  # noqa: BLE001 - handed to the control loop, which raises it at its next act()
+                self._error = e
+                return
             self._pending = (start, chunk)
 
         self._thread = threading.Thread(target=work, daemon=True)
@@ -198,3 +225,7 @@ class PolicyRunner:
     def close(self) -> None:
         if isinstance(self._thread, threading.Thread):
             self._thread.join()
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if not isinstance(err, RuntimeFailure | InputError) else str(err)

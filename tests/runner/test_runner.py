@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vla_sdk.embodiment import load_embodiment
-from vla_sdk.runner import PolicyRunner, RunnerConfig, UnsafeStop
+from vla_sdk.runner import InferenceFailed, PolicyRunner, RunnerConfig, UnsafeStop, resolve_execute
 
 EMB = load_embodiment("fr3")
 HZ, H = 50.0, 50  # a fast control rate makes the delay long in steps
@@ -101,3 +101,76 @@ def test_async_with_simulated_delay_is_deterministic_and_aligned():
         runs.append(np.array([runner.act(obs_at(s)) for s in range(100)]))
     np.testing.assert_array_equal(runs[0], runs[1])
     np.testing.assert_allclose(runs[0], trajectory(np.arange(100)), atol=1e-9)  # chunks join in time exactly
+
+
+class FailingPolicy(SlowPolicy):
+    """Inference raises from its ``fail_on``-th call on (call 1 is the one in reset); records when it failed."""
+
+    def __init__(self, delay: float, fail_on: int):
+        super().__init__(delay)
+        self.calls, self.fail_on, self.failed_at = 0, fail_on, None
+
+    def __call__(self, obs):
+        self.calls += 1
+        if self.calls >= self.fail_on:
+            time.sleep(self.delay)
+            self.failed_at = time.perf_counter()
+            raise RuntimeError("encoder exploded")
+        return super().__call__(obs)
+
+
+def test_async_inference_failure_stops_the_loop_within_one_control_period():
+    policy = FailingPolicy(0.03, fail_on=2)
+    runner = PolicyRunner(policy, EMB, HZ, RunnerConfig(execution="async", max_joint_step=10.0))
+    runner.reset(obs_at(0))
+    after = 0  # actions returned once the background inference had failed: what the robot did after the failure
+    t_next = time.perf_counter()
+    with pytest.raises(InferenceFailed, match="RuntimeError: encoder exploded") as caught:
+        for step in range(3 * H):  # far past the end of the first chunk: holding its last action would not raise
+            runner.act(obs_at(step))
+            after += policy.failed_at is not None
+            t_next += 1 / HZ
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+    runner.close()
+    assert policy.calls == 2 and after <= 1, after  # the next act() after the failure raised (one period at most)
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the original exception travels with it
+    assert step < H  # stopped while the first chunk was still running, not at its end
+    # simulated delay (eval): the failed inference stops the episode at the step that started it
+    runner = PolicyRunner(FailingPolicy(0.0, 2), EMB, HZ, RunnerConfig(execution="async", delay_steps=3))
+    runner.reset(obs_at(0))
+    with pytest.raises(InferenceFailed, match="inference failed at step 22: RuntimeError: encoder exploded"):
+        for step in range(3 * H):
+            runner.act(obs_at(step))
+    assert step == H // 2 - 3  # launched at half the chunk minus the delay, as every async chunk is
+
+
+def test_ensemble_weights_chunks_oldest_first():
+    m, h = 0.7, 4
+
+    def policy(obs):  # chunk made at step s predicts c + 0.01 s + 0.001 i for its action i (step s + i)
+        return EMB.low[None] + 0.5 + 0.01 * obs["step"] + 0.001 * np.arange(h)[:, None]
+
+    runner = PolicyRunner(policy, EMB, HZ, RunnerConfig(execution="ensemble", ensemble_m=m, max_joint_step=10))
+    runner.reset(obs_at(0))
+    for t in range(8):
+        a = runner.act(obs_at(t))[0]
+        starts = np.arange(max(0, t - h + 1), t + 1)  # chunks that still predict step t, oldest first
+        preds = EMB.low[0] + 0.5 + 0.01 * starts + 0.001 * (t - starts)
+        w = np.exp(-m * np.arange(len(starts)))  # ACT: w_i = exp(-m i), i = 0 the oldest prediction
+        assert a == pytest.approx(float((w * preds).sum() / w.sum()), abs=1e-12)
+        if len(starts) > 1:  # the oldest prediction weighs most: the action lies below the plain mean
+            assert preds.min() < a < preds.mean()
+
+
+def test_runner_takes_the_execution_horizon_from_resolve_execute():
+    class Trained(SlowPolicy):
+        horizon, execute = H, 7
+
+    runner = PolicyRunner(Trained(0.0), EMB, HZ, RunnerConfig(max_joint_step=10))
+    assert (runner.execute, runner.execute_from) == resolve_execute(Trained(0.0)) == (7, "policy")
+    runner.reset(obs_at(0))
+    for s in range(21):
+        runner.act(obs_at(s))
+    assert len(runner.latencies) == 3  # chunks at 0, 7, 14
+    assert resolve_execute(SlowPolicy(0.0)) == (None, "half the chunk")  # a bare callable: half of each chunk
+    assert resolve_execute(Trained(0.0), 3) == (3, "--execute")

@@ -76,7 +76,7 @@ def check_task(
 ) -> dict:
     """Success rates of both policies on the same episodes of ``task`` (one process, receding execution of
     ``execute`` actions per chunk, default: as the checkpoint was trained, else half the chunk)."""
-    from vla_sdk.evaluation import EvalConfig, _run_with, wilson_interval
+    from vla_sdk.evaluation import EvalConfig, run_episodes, wilson_interval
     from vla_sdk.runner import resolve_execute
 
     cfg = EvalConfig(policy=source, task=task, episodes=episodes, seed=seed, execute=execute)
@@ -85,7 +85,7 @@ def check_task(
     out["execute"] = resolve_execute(reference, execute)[0]
     outcomes = {}
     for name, policy in (("float", reference), ("quantized", candidate)):
-        results, latencies = _run_with(policy, cfg, seeds)
+        results, latencies = run_episodes(policy, cfg, seeds)
         k = sum(r["success"] for r in results)
         outcomes[name] = [r["success"] for r in results]
         out[name] = {
