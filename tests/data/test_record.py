@@ -163,13 +163,13 @@ def test_action_noise_bad_input(tmp_path):
         RecordConfig("fr3/pick_place", tmp_path, teleop="replay", source=tmp_path, action_noise=0.02)
 
 
-def test_recording_stores_the_object_positions(recorded, tmp_path):
+def test_recording_stores_the_object_positions(fresh_recording, tmp_path):
     """Simulated recordings carry ``observation.environment_state``: the objects' positions, named, as they were at
     each frame (the cube starts where the seed put it and is lifted); a dataset recorded before the feature existed
     is resumed without it, unchanged in its schema."""
     from vla_sdk.sim.env import VlaEnv
 
-    ds = Dataset(recorded)
+    ds = Dataset(fresh_recording)
     assert ds.features[L.ENV_STATE]["names"] == ["cube.x", "cube.y", "cube.z"]
     env = VlaEnv("aloha2/transfer_cube", cameras=[])
     for k in range(2):
@@ -178,9 +178,9 @@ def test_recording_stores_the_object_positions(recorded, tmp_path):
         np.testing.assert_allclose(ep[L.ENV_STATE][0], env.physics.body_pos("cube"), atol=1e-6)
         assert ep[L.ENV_STATE][:, 2].max() > ep[L.ENV_STATE][0, 2] + 0.05  # lifted during the episode
     assert np.asarray(ds.stats()[L.ENV_STATE]["std"]).shape == (3,)
-    assert validate(recorded) == []
+    assert validate(fresh_recording) == []
     old = tmp_path / "old"
-    shutil.copytree(recorded, old)
+    shutil.copytree(fresh_recording, old)
     info = json.loads((old / L.INFO_PATH).read_text())
     del info["features"][L.ENV_STATE]
     (old / L.INFO_PATH).write_text(json.dumps(info))
@@ -192,7 +192,7 @@ def test_recording_stores_the_object_positions(recorded, tmp_path):
     assert L.ENV_STATE not in again.episode(2, decode_video=False)
 
 
-TINY_CAMS = ("cam_high", "cam_left_wrist")  # as the `recorded` fixture (conftest.py)
+TINY_CAMS = ("cam_high", "cam_left_wrist")  # as the `recorded` sample and `fresh_recording` (conftest.py)
 RESUME = ["--cameras", "cam_high", "cam_left_wrist", "--image-size", "32", "32", "--resume"]
 
 
@@ -202,13 +202,13 @@ def flip_byte(path, at=0.5):
     path.write_bytes(bytes(data))
 
 
-def test_committed_episodes_carry_checksums_of_their_files(recorded):
+def test_committed_episodes_carry_checksums_of_their_files(fresh_recording):
     keys = ["observation.images.cam_high", "observation.images.cam_left_wrist"]
-    for ep in L.read_episodes(recorded):
+    for ep in L.read_episodes(fresh_recording):
         files = L.episode_files(ep["episode_index"], keys)
         assert set(ep["sha256"]) == set(files) == {"data", *keys}
         for key, rel in files.items():
-            assert ep["sha256"][key] == L.file_sha256(recorded / rel), rel
+            assert ep["sha256"][key] == L.file_sha256(fresh_recording / rel), rel
 
 
 @pytest.mark.parametrize("which", ["videos/observation.images.cam_left_wrist/chunk-000/file-001.mp4", L.data_path(0)])

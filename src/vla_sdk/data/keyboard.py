@@ -21,8 +21,9 @@ from collections import deque
 
 import numpy as np
 
-from vla_sdk.data.record import RecordConfig, _InterruptFlag, object_positions, open_dataset, summarize
+from vla_sdk.data.record import RecordConfig, object_positions, open_dataset, summarize
 from vla_sdk.errors import InputError
+from vla_sdk.interrupt import StopRequest
 from vla_sdk.sim.env import VlaEnv
 from vla_sdk.sim.ik import EndEffectorIK
 
@@ -99,7 +100,7 @@ def record_keyboard(cfg: RecordConfig, stream=None, out=None) -> dict:
     start = writer.num_episodes
     results, quit_ = [], False
     attempt = start
-    interrupted = _InterruptFlag()
+    interrupted = StopRequest().install()
     t0 = time.perf_counter()
     try:
         if start >= cfg.episodes:
@@ -119,7 +120,7 @@ def record_keyboard(cfg: RecordConfig, stream=None, out=None) -> dict:
                     )
                 )
                 out.flush()
-                while writer.num_episodes < cfg.episodes and not quit_ and not interrupted.set:
+                while writer.num_episodes < cfg.episodes and not quit_ and not interrupted.requested:
                     seed = cfg.seed + attempt
                     outcome, result = session.episode(seed)
                     out.write("\n")
@@ -138,13 +139,13 @@ def record_keyboard(cfg: RecordConfig, stream=None, out=None) -> dict:
     finally:
         interrupted.restore()
         env.close()
-    return summarize(cfg, writer, results, t0, interrupted.set)
+    return summarize(cfg, writer, results, t0, interrupted.requested)
 
 
 class _Session:
     """The per-episode control loop."""
 
-    def __init__(self, env: VlaEnv, writer, term: _Terminal, interrupted: _InterruptFlag, cfg: RecordConfig, out):
+    def __init__(self, env: VlaEnv, writer, term: _Terminal, interrupted: StopRequest, cfg: RecordConfig, out):
         self.env, self.writer, self.term, self.cfg, self.out = env, writer, term, cfg, out
         self.interrupted = interrupted
         emb = env.embodiment
@@ -173,7 +174,7 @@ class _Session:
             done, msg, tick = False, env.instruction, 0
             next_tick = time.perf_counter()
             while True:
-                if self.interrupted.set:
+                if self.interrupted.requested:
                     return "interrupt", None
                 self.term.poll()
                 pressed = bool(self.term.pending)

@@ -17,7 +17,6 @@ corrections a policy needs once its own small errors take it off the recorded pa
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from vla_sdk.data import layout as L
 from vla_sdk.data.writer import DatasetWriter, repair_meta
 from vla_sdk.errors import InputError, UsageError
+from vla_sdk.interrupt import StopRequest
 from vla_sdk.sim.env import VlaEnv
 
 
@@ -133,12 +133,12 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
     if start >= cfg.episodes:
         log(f"{cfg.out} already holds {start} episodes (>= {cfg.episodes}); nothing to record")
     results, replay_errors = [], []
-    interrupted = _InterruptFlag()
+    interrupted = StopRequest().install()  # Ctrl-C: discard the episode in progress, keep the committed ones
     bar = tqdm(total=cfg.episodes, initial=start, desc=f"record {cfg.task}", unit="ep", disable=not progress)
     attempt = start
     t0 = time.perf_counter()
     try:
-        while writer.num_episodes < cfg.episodes and not interrupted.set:
+        while writer.num_episodes < cfg.episodes and not interrupted.requested:
             k = writer.num_episodes
             if cfg.teleop == "replay":
                 if k >= source.num_episodes:
@@ -163,9 +163,9 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
                 states.append(obs["state"])
                 obs, _, terminated, truncated, info = env.step(noise(action) if noise else action)
                 success = bool(info["success"])
-                if interrupted.set or ((terminated or truncated) and actions is None):
+                if interrupted.requested or ((terminated or truncated) and actions is None):
                     break
-            if interrupted.set:
+            if interrupted.requested:
                 ep.discard()
                 break
             if cfg.only_success and not success:
@@ -187,7 +187,7 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
         bar.close()
         interrupted.restore()
         env.close()
-    summary = summarize(cfg, writer, results, t0, interrupted.set)
+    summary = summarize(cfg, writer, results, t0, interrupted.requested)
     if replay_errors:
         summary["replay_max_state_error"] = max(replay_errors)
     return summary
@@ -206,20 +206,3 @@ def summarize(cfg: RecordConfig, writer: DatasetWriter, results: list[dict], t0:
         "interrupted": interrupted,
         "per_episode": results,
     }
-
-
-class _InterruptFlag:
-    """Turns the first SIGINT into a flag: the current episode is discarded, committed ones stay."""
-
-    def __init__(self):
-        self.set = False
-        self._old = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.set:  # a second Ctrl-C stops at once
-            signal.signal(signal.SIGINT, self._old)
-            raise KeyboardInterrupt
-        self.set = True
-
-    def restore(self):
-        signal.signal(signal.SIGINT, self._old)
