@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vla_sdk.model.tokenizer",
             "vla_sdk.transforms",
             "vla_sdk.protocols",
+            "vla_sdk.episode",
         ),
     ),
     ("sim", ("vla_sdk.sim",)),

@@ -7,8 +7,8 @@ exception is a bug in vla-sdk, and the CLI shows its traceback and asks for a re
 Each type also derives from the builtin it refines (``UsageError`` is a ``ValueError``, ``NotFound`` a
 ``FileNotFoundError``, ...), so code that catches the builtin keeps working.
 
-    exit 1  InputError, NotFound, AlreadyExists, RuntimeFailure: the input or the world is not as it must be
-    exit 2  UsageError: a command-line argument or config value is wrong (argparse's own errors use 2 as well)
+    exit 1  InputError, NotFound, RuntimeFailure: the input or the world is not as it must be
+    exit 2  UsageError, AlreadyExists: a command-line argument or config value is wrong (so are argparse's own)
     exit 3  anything else: a bug
 """
 
@@ -38,8 +38,15 @@ class NotFound(VlaError, FileNotFoundError):
 
 
 class AlreadyExists(VlaError, FileExistsError):
-    """A file or folder the command would create already exists (nothing was overwritten)."""
+    """A file or folder the command would create already exists (nothing was overwritten): choose another path."""
+
+    exit_code = EXIT_USAGE
 
 
 class RuntimeFailure(VlaError, RuntimeError):
     """Something outside the SDK failed while running: an encoder, a simulator, a device."""
+
+
+class EpisodeStop(RuntimeFailure):
+    """Ends one episode with a reason instead of ending the program (the runner's ``UnsafeStop`` and
+    ``InferenceFailed``); :func:`vla_sdk.episode.run_episode` reports it in the result's ``stopped``."""

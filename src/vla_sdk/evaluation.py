@@ -19,9 +19,10 @@ import numpy as np
 
 from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.embodiment import load_embodiment
+from vla_sdk.episode import Film, GymSource, run_episode, tile
 from vla_sdk.errors import InputError, UsageError
 from vla_sdk.policy import Policy
-from vla_sdk.runner import STOPS, PolicyRunner, RunnerConfig, resolve_execute
+from vla_sdk.runner import PolicyRunner, RunnerConfig, resolve_execute
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -105,56 +106,36 @@ def _make_env(cfg: EvalConfig, policy: Policy):
     return env, emb, float(env.mapping.get("control_hz", emb.control_hz))
 
 
-def video_stride(hz: float) -> int:
-    """Control steps per video frame: videos play at real speed, at most 25 fps (fps = hz / stride)."""
-    return max(1, round(hz / 25))
-
-
-def tile_cameras(images: list[np.ndarray]) -> np.ndarray:
-    """Camera images [h, w, 3] of any sizes tiled into one frame (each padded with black to the largest)."""
-    from vla_sdk.sim.render import tile
-
-    h, w = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
-    return tile([np.pad(i, ((0, h - i.shape[0]), (0, w - i.shape[1]), (0, 0))) for i in images])
-
-
-def _episode(env, runner: PolicyRunner, policy: Policy, seed: int, film: bool) -> tuple[dict, list]:
+def _episode(env, runner: PolicyRunner, policy: Policy, seed: int, filmed: bool) -> tuple[dict, Film | None]:
     """One episode. Our tasks: success is the step's ``info["success"]`` (the env terminates on it). A mapped env:
     success counts at any step (as LeRobot counts ``is_success``); the episode runs until the env terminates or
     truncates or the mapping's ``max_steps``, or ends at the first success when the mapping says
-    ``"end_on_success": true``. Frames (when filmed): our rendered cameras, or the mapped observation's images."""
+    ``"end_on_success": true``. Frames (when filmed, kept in the returned :class:`Film`): our rendered cameras, or the
+    mapped observation's images, tiled."""
     from vla_sdk.sim.env import VlaEnv
 
-    ours = isinstance(env, VlaEnv)
-    obs, _ = env.reset(seed=seed)
-    policy.reset(seed)
-    frames, stride = [], video_stride(1 / runner.dt)
-    reason, success, steps = None, False, 0
+    hz = 1 / runner.dt
+    if isinstance(env, VlaEnv):
+        source, max_steps, grab = GymSource(env, seed), None, lambda obs: env.render_frame()
+    else:
+        source = GymSource(env, seed, success=env.success, end_on_success=env.end_on_success)
+        max_steps, grab = env.max_steps, lambda obs: tile([obs["images"][c] for c in env.cameras])
+    film = Film(hz, grab) if filmed else None
     calls = len(runner.latencies)
-    try:
+
+    def start(obs):
+        policy.reset(seed)
         runner.reset(obs)
-        while True:
-            if film and steps % stride == 0:
-                frames.append(env.render_frame() if ours else tile_cameras([obs["images"][c] for c in env.cameras]))
-            obs, _, terminated, truncated, info = env.step(runner.act(obs))
-            steps += 1
-            if ours:
-                if terminated or truncated:
-                    success = bool(info["success"])
-                    break
-                continue
-            success = success or env.success(info)
-            capped = env.max_steps is not None and steps >= env.max_steps
-            if terminated or truncated or capped or (success and env.end_on_success):
-                break
-    except STOPS as e:
-        reason = str(e)
+
+    try:
+        res = run_episode(source, runner.act, hz=hz, max_steps=max_steps, on_start=start, on_frame=film)
     finally:
         runner.close()
     inferences = len(runner.latencies) - calls
-    result = {"seed": seed, "success": success, "steps": steps, "inferences": inferences, "stopped": reason}
-    result["final_state"] = [round(float(x), 6) for x in obs["state"]]  # where the robot ended up
-    return result, frames
+    result = {"seed": seed, "success": bool(res.success), "steps": res.steps, "inferences": inferences}
+    result["stopped"] = res.stopped
+    result["final_state"] = [round(float(x), 6) for x in res.obs["state"]]  # where the robot ended up
+    return result, film
 
 
 def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[float]]:
@@ -179,16 +160,12 @@ def run_episodes(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[lis
     results, failures_filmed = [], 0
     for seed in seeds:
         first = seed - cfg.seed < cfg.video_first
-        film = bool(cfg.video_dir) and (first or failures_filmed < cfg.max_failure_videos)
-        res, frames = _episode(env, runner, policy, seed, film)
-        if frames and (first or not res["success"]):
-            from vla_sdk.video import VideoWriter
-
+        filmed = bool(cfg.video_dir) and (first or failures_filmed < cfg.max_failure_videos)
+        res, film = _episode(env, runner, policy, seed, filmed)
+        if film and film.frames and (first or not res["success"]):
             tag = "ok" if res["success"] else "fail"
             path = Path(cfg.video_dir) / f"seed{seed}_{tag}.mp4"
-            with VideoWriter(path, fps=hz / video_stride(hz)) as w:
-                for f in frames:
-                    w.write(f)
+            film.save(path)
             res["video"] = str(path)
             failures_filmed += not res["success"]
         results.append(res)

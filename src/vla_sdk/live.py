@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from vla_sdk.episode import Film, run_episode
+from vla_sdk.interrupt import StopRequest
 from vla_sdk.policy import Policy
-from vla_sdk.robot import SimRobot
-from vla_sdk.runner import STOPS, PolicyRunner, RunnerConfig
-from vla_sdk.video import VideoWriter
+from vla_sdk.robot import RobotSource, SimRobot
+from vla_sdk.runner import PolicyRunner, RunnerConfig
 
 
 def run_live(
@@ -25,47 +25,50 @@ def run_live(
     """One paced episode. ``policy_path``: a run/checkpoint folder or artifact, or an already loaded policy.
     ``execution``/``execute``: as `vla eval` (same defaults, resolved by the same runner), so `vla run` does what
     `vla eval` measured. The episode stops early, with ``stopped`` saying why, on an unsafe observation or action
-    or a failed inference."""
+    or a failed inference (``ended`` says how it ended: ``vla_sdk.episode.REASONS``; Ctrl-C: ``"interrupted"``)."""
     config = RunnerConfig(execution=execution, execute=execute)  # validates both before anything loads
     policy = Policy.load(policy_path) if isinstance(policy_path, str | Path) else policy_path
     from vla_sdk.evaluation import check_compatible
 
     check_compatible(policy, task)
     robot = SimRobot(task, policy.cameras, policy.image_size, seed)
-    runner = PolicyRunner(policy, robot.embodiment, robot.control_hz, config)
-    period = 1.0 / robot.control_hz
-    stride = max(1, round(robot.control_hz / 25))
-    writer = VideoWriter(video, fps=robot.control_hz / stride) if video else None
-    robot.connect()
-    policy(robot.observe())  # compile before the clock starts, for every strategy (receding infers in its first act)
-    policy.reset(seed)  # then the episode's sampling noise starts from its seed
-    steps, late, reason = 0, 0, None
-    t0 = time.perf_counter()
-    try:
+    hz = robot.control_hz
+    runner = PolicyRunner(policy, robot.embodiment, hz, config)
+    film = Film(hz, lambda obs: robot.frame(), path=video) if video else None
+    every = max(1, int(hz))  # a progress line per second
+
+    def start(obs):
+        policy(obs)  # compile before the clock starts, for every strategy (receding infers in its first act)
+        policy.reset(seed)  # then the episode's sampling noise starts from its seed
         runner.reset(robot.observe())  # async: the first chunk is computed before the clock starts
-        t0 = next_tick = time.perf_counter()
-        while not robot.status()["done"] and (max_seconds is None or time.perf_counter() - t0 < max_seconds):
-            robot.send(runner.act(robot.observe()))
-            steps += 1
-            if writer and steps % stride == 0:
-                writer.write(robot.frame())
-            if steps % int(robot.control_hz) == 0:
-                log(f"t={steps * period:5.1f} s  step {steps}  success={robot.status()['success']}")
-            next_tick += period
-            sleep = next_tick - time.perf_counter()
-            if sleep > 0:
-                time.sleep(sleep)
-            else:
-                late += 1
-                next_tick = time.perf_counter()  # do not rush to catch up
-    except STOPS as e:
-        reason = str(e)
-        log(f"stopped: {reason}")
+
+    def on_frame(t, obs, action):
+        if film:
+            film(t, obs, action)
+        if t and t % every == 0:
+            log(f"t={t / hz:5.1f} s  step {t}  success={robot.status()['success']}")
+
+    try:
+        with StopRequest() as stop:  # Ctrl-C: end the episode at the next tick (a second one: at once)
+            result = run_episode(
+                RobotSource(robot),
+                runner.act,
+                hz=hz,
+                max_seconds=max_seconds,
+                paced=True,
+                on_start=start,
+                on_frame=on_frame,
+                should_stop=lambda: stop.requested,
+            )
+        if film:
+            film.last(result)
+        if result.stopped:
+            log(f"stopped: {result.stopped}")
     finally:
         runner.close()
         robot.disconnect()
-        if writer:
-            writer.close()
+        if film:
+            film.close()
     return {
         "task": task,
         "policy": str(policy_path) if isinstance(policy_path, str | Path) else type(policy_path).__name__,
@@ -73,10 +76,12 @@ def run_live(
         "execution": execution,
         "execute": runner.execute,
         "execute_from": runner.execute_from,
-        "steps": steps,
-        "success": robot.status()["success"],
-        "stopped": reason,
-        "late_steps": late,
-        "seconds": round(time.perf_counter() - t0, 2),
+        "steps": result.steps,
+        "success": result.success,
+        "ended": result.reason,  # one of vla_sdk.episode.REASONS
+        "stopped": result.stopped,
+        "late_steps": result.late_steps,
+        "period_ms": result.period_ms(),  # achieved control period, p50/p99 (the target is 1000 / hz)
+        "seconds": round(result.seconds, 2),
         "video": str(video) if video else None,
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vla_sdk.episode import GymSource
 from vla_sdk.sim.env import VlaEnv
 
 
@@ -33,28 +34,54 @@ class SimRobot:
         self.embodiment = self.env.embodiment
         self.control_hz = self.env.control_hz
         self.seed = seed
-        self._obs = None
-        self._info = {"success": False}
-        self._done = False
+        self._episode = GymSource(self.env, seed)
 
     def connect(self) -> None:
-        self._obs, _ = self.env.reset(seed=self.seed)
+        self._episode.reset()
 
     def disconnect(self) -> None:
         self.env.close()
 
     def observe(self) -> dict:
-        if self._obs is None:
+        if self._episode.obs is None:
             raise RuntimeError("observe() before connect()")
-        return self._obs
+        return self._episode.observe()
 
     def send(self, action: np.ndarray) -> None:
-        self._obs, _, terminated, truncated, self._info = self.env.step(action)
-        self._done = terminated or truncated
+        self._episode.step(action)
 
     def status(self) -> dict:
-        return {"success": bool(self._info.get("success")), "done": self._done}
+        return {"success": bool(self._episode.success), "done": self._episode.done}
 
     def frame(self) -> np.ndarray:
         """The policy's cameras tiled (cheap enough to film inside the control loop)."""
         return self.env.render_frame(self.env.cameras)
+
+
+class RobotSource:
+    """A robot (this module's contract) as a :class:`vla_sdk.episode.EpisodeSource`: ``reset()`` connects (once),
+    ``observe()`` reads the robot, ``step(action)`` sends, ``done``/``success`` come from ``status()``. The caller
+    disconnects."""
+
+    def __init__(self, robot):
+        self.robot = robot
+        self.connected = False
+
+    def reset(self) -> None:
+        if not self.connected:
+            self.robot.connect()
+            self.connected = True
+
+    def observe(self) -> dict:
+        return self.robot.observe()
+
+    def step(self, action: np.ndarray) -> None:
+        self.robot.send(action)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.robot.status()["done"])
+
+    @property
+    def success(self) -> bool | None:
+        return self.robot.status()["success"]

@@ -12,8 +12,8 @@ Strategies (``execution``):
 Safety, for every embodiment: actions are clamped to the declared limits and to a maximum change per control step;
 a non-finite observation or action stops the episode with a reason instead of moving (:class:`UnsafeStop`), and so
 does an exception raised by an async inference (:class:`InferenceFailed`, raised by the first ``act`` after it, so
-within one control period; blocking strategies raise the policy's own exception from ``act`` at once). Callers that
-run episodes catch :data:`STOPS` and report the reason.
+within one control period; blocking strategies raise the policy's own exception from ``act`` at once). Both are
+:class:`~vla_sdk.errors.EpisodeStop`: :func:`vla_sdk.episode.run_episode` ends the episode and reports the reason.
 """
 
 from __future__ import annotations
@@ -26,20 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_sdk.embodiment import Embodiment
-from vla_sdk.errors import InputError, RuntimeFailure, UsageError
+from vla_sdk.errors import EpisodeStop, InputError, RuntimeFailure, UsageError
 
 STRATEGIES = ("receding", "ensemble", "async")
 
 
-class UnsafeStop(RuntimeFailure):
+class UnsafeStop(EpisodeStop):
     """The runner refused to move: a non-finite observation or action."""
 
 
-class InferenceFailed(RuntimeFailure):
+class InferenceFailed(EpisodeStop):
     """An inference on the async background thread raised; the robot stops instead of holding the last action."""
-
-
-STOPS = (UnsafeStop, InferenceFailed)  # what ends an episode with a reason instead of ending the program
 
 
 @dataclass

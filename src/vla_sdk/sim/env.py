@@ -19,9 +19,10 @@ from gymnasium import spaces
 
 from vla_sdk.assets import sim_dir
 from vla_sdk.embodiment import load_embodiment
+from vla_sdk.episode import tile
 from vla_sdk.errors import InputError, RuntimeFailure
 from vla_sdk.sim.physics import Physics
-from vla_sdk.sim.render import CameraRenderer, tile
+from vla_sdk.sim.render import CameraRenderer
 from vla_sdk.sim.tasks import get_task
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'!?-()"

@@ -1,4 +1,4 @@
-"""Offscreen rendering of named cameras, and tiling several camera images into one video frame."""
+"""Offscreen rendering of named cameras (tiling them into one video frame: :func:`vla_sdk.episode.tile`)."""
 
 from __future__ import annotations
 
@@ -37,18 +37,3 @@ class CameraRenderer:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-def tile(images: list[np.ndarray], cols: int | None = None) -> np.ndarray:
-    """Tile equally sized uint8 images [h, w, 3] into a grid (row-major), padding with black."""
-    if not images:
-        raise InputError("tile() needs at least one image")
-    n = len(images)
-    cols = cols or (n if n <= 2 else int(np.ceil(np.sqrt(n))))
-    rows = int(np.ceil(n / cols))
-    h, w, c = images[0].shape
-    grid = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, k = divmod(i, cols)
-        grid[r * h : (r + 1) * h, k * w : (k + 1) * w] = img
-    return grid

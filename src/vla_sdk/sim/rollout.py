@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vla_sdk.episode import Film, GymSource, run_episode
 from vla_sdk.errors import UsageError
 from vla_sdk.registry import lookup
 from vla_sdk.sim.env import VlaEnv
-from vla_sdk.video import VideoWriter
 
 # A policy factory is called once per episode, after reset, and returns obs -> action [A].
 PolicyFactory = Callable[[VlaEnv], Callable[[dict], np.ndarray]]
@@ -35,31 +35,27 @@ SIM_POLICIES: dict[str, PolicyFactory] = {"scripted": scripted_policy, "hold": h
 
 
 @dataclass
-class EpisodeResult:
+class RolloutResult:
     seed: int
     success: bool
     steps: int  # control steps taken
     instruction: str
 
 
-def rollout(
-    env: VlaEnv, policy: PolicyFactory, seed: int, on_frame: Callable[[], None] | None = None, frame_stride: int = 1
-) -> EpisodeResult:
-    """One episode from ``env.reset(seed=seed)`` until success or the time limit."""
-    obs, info = env.reset(seed=seed)
-    act = policy(env)
-    success, steps = False, 0
-    if on_frame:
-        on_frame()
-    while True:
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        steps += 1
-        if on_frame and steps % frame_stride == 0:
-            on_frame()
-        if terminated or truncated:
-            success = bool(info["success"])
-            break
-    return EpisodeResult(seed=seed, success=success, steps=steps, instruction=env.instruction)
+def rollout(env: VlaEnv, policy: PolicyFactory, seed: int, film: Film | None = None) -> RolloutResult:
+    """One episode from ``env.reset(seed=seed)`` until success or the time limit; ``film``: every stride-th instant,
+    the first and (on the stride) the last included."""
+    act: list[Callable[[dict], np.ndarray]] = []  # the factory needs the env after its reset
+    result = run_episode(
+        GymSource(env, seed),
+        lambda obs: act[0](obs),
+        hz=env.control_hz,
+        on_start=lambda obs: act.append(policy(env)),
+        on_frame=film,
+    )
+    if film:
+        film.last(result)
+    return RolloutResult(seed=seed, success=bool(result.success), steps=result.steps, instruction=env.instruction)
 
 
 def run_episodes(
@@ -77,19 +73,17 @@ def run_episodes(
         raise UsageError(f"--episodes must be >= 1, got {episodes}")
     factory = lookup(SIM_POLICIES, "policy", policy)
     env = VlaEnv(task, cameras=[], render_size=video_size)  # scripted/hold policies read no images
-    stride = max(1, round(env.control_hz / 25))  # videos at <= 25 fps
-    writer = VideoWriter(video, fps=env.control_hz / stride) if video else None
-    results: list[EpisodeResult] = []
+    film = Film(env.control_hz, lambda obs: env.render_frame(), path=video) if video else None
+    results: list[RolloutResult] = []
     t0 = time.perf_counter()
     bar = tqdm(range(episodes), desc=f"{task} [{policy}]", unit="ep", disable=not progress, leave=False)
     try:
         for i in bar:
-            on_frame = (lambda: writer.write(env.render_frame())) if writer and i < video_episodes else None
-            results.append(rollout(env, factory, seed + i, on_frame, stride))
+            results.append(rollout(env, factory, seed + i, film if i < video_episodes else None))
             bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
     finally:
-        if writer:
-            writer.close()
+        if film:
+            film.close()
         env.close()
     successes = sum(r.success for r in results)
     return {
