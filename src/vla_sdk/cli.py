@@ -38,9 +38,14 @@ EXAMPLES = {
         "examples:\n"
         "  vla eval runs/tc --task aloha2/transfer_cube --episodes 50 --workers 2 --video-dir out/eval --json\n"
         "  vla eval runs/tc --replay demos/transfer_cube          # offline: predicted chunks vs recorded actions\n"
-        "  vla eval runs/fr3 --env-map my_env.json --episodes 20   # a third-party gymnasium env"
+        "  vla eval runs/fr3 --env-map my_env.json --episodes 20   # a third-party gymnasium env\n"
+        "  vla eval runs/tc --replay demos/transfer_cube --episodes 5 --seed 0   # replay dataset episodes 0-4"
     ),
-    "run": "example:\n  vla run runs/tc --task aloha2/transfer_cube --execution async --video out/run.mp4",
+    "run": (
+        "examples:\n"
+        "  vla run runs/tc --task aloha2/transfer_cube --video out/run.mp4   # as `vla eval` measured it (receding)\n"
+        "  vla run runs/tc --task aloha2/transfer_cube --execution async --execute 20"
+    ),
     "export": (
         "examples:\n"
         "  vla export runs/tc --quantize int8 --out tc_int8.vla     # reports the action error vs the float policy\n"
@@ -139,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
         "the clean actions (DART: demonstrations that show corrections; try 0.02; default 0 = none)",
     )
     rec.add_argument("--force", action="store_true", help="delete an existing dataset at --out and start over")
+    rec.add_argument(
+        "--ignore-checksums",
+        action="store_true",
+        help="--resume: continue even if committed files fail their SHA-256 checksums (default: refuse, naming them)",
+    )
     rec.add_argument("--json", action="store_true", help="print a JSON summary")
 
     tr = sub.add_parser(
@@ -179,11 +189,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--lora-rank", type=int, default=16, help="rank of the LoRA adapters (default 16)")
     tr.add_argument("--val-episodes", type=int, default=0, help="episodes per dataset held out for validation loss")
-    tr.add_argument("--eval-task", help="ROBOT/TASK evaluated in sim during training; the best checkpoint is kept")
-    tr.add_argument("--eval-every", type=int, default=0, help="steps between sim evaluations")
+    tr.add_argument(
+        "--eval-task",
+        help="ROBOT/TASK evaluated in sim during training (each evaluated checkpoint as `vla eval` would); RUN/best "
+        "keeps the checkpoint with the highest success rate (the latest of equals)",
+    )
+    tr.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="steps between sim evaluations, each with a checkpoint (default: with --eval-task, every checkpoint)",
+    )
     tr.add_argument("--eval-episodes", type=int, default=10, help="episodes per sim evaluation (default 10)")
+    tr.add_argument(
+        "--eval-max-steps", type=int, help="cap on each evaluation episode's control steps (default: the task's)"
+    )
+    tr.add_argument(
+        "--ignore-checksums",
+        action="store_true",
+        help="train on a dataset whose committed files fail their content checksums (refused by default)",
+    )
     tr.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (default 500)")
     tr.add_argument("--keep", type=int, default=3, help="checkpoints kept besides the best (default 3)")
+    tr.add_argument("--log-every", type=int, default=10, help="steps between metric lines (default 10)")
     tr.add_argument(
         "--time-budget",
         help="wall-clock budget, e.g. 48h or 90m: the step count (at most --steps) and the "
@@ -253,17 +281,34 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("policy", metavar="POLICY", help="training run folder, checkpoint folder or exported artifact")
     where = ev.add_mutually_exclusive_group(required=True)
     where.add_argument("--task", help="ROBOT/TASK to evaluate in")
-    where.add_argument("--env-map", type=Path, help="JSON mapping for a third-party gymnasium env")
+    where.add_argument(
+        "--env-map",
+        type=Path,
+        help="JSON mapping for a third-party gymnasium env: cameras, state, joint order/units, success "
+        "(fields: docs/evaluation.md, vla_sdk/envmap.py)",
+    )
     where.add_argument("--replay", type=Path, metavar="DATASET", help="offline: compare chunks with recorded actions")
-    ev.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
-    ev.add_argument("--seed", type=int, default=100_000, help="episode i uses seed + i (default 100000)")
-    ev.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
-    ev.add_argument("--video-dir", type=Path, help="videos of the first episodes and of failures")
+    from vla_sdk.runner import STRATEGIES, RunnerConfig  # numpy only: the defaults of the runner itself
+
+    ev.add_argument(
+        "--episodes",
+        type=int,
+        help="episodes (default 10); with --replay: replay the dataset's first N episodes (default all)",
+    )
+    ev.add_argument(
+        "--seed",
+        type=int,
+        help="episode i uses seed + i (default 100000); with --replay: dataset episode k is replayed with the "
+        "policy's sampling noise seeded seed + k (default 0)",
+    )
+    ev.add_argument("--workers", type=int, help="parallel worker processes (default 1; --replay runs in one process)")
+    ev.add_argument(
+        "--video-dir", type=Path, help="videos of the first episodes and of failures (--env-map: the env's cameras)"
+    )
     ev.add_argument(
         "--execution",
-        choices=["receding", "ensemble", "async"],
-        default="receding",
-        help="how chunks become actions (default receding)",
+        choices=STRATEGIES,
+        help=f"how chunks become actions (default {RunnerConfig.execution})",
     )
     ev.add_argument(
         "--execute", type=int, help="actions executed per chunk (default: as trained with --execute, else half)"
@@ -287,7 +332,15 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("policy", metavar="POLICY", help="training run folder, checkpoint folder or exported artifact")
     rn.add_argument("--task", required=True, help="ROBOT/TASK (the robot side is the simulator)")
     rn.add_argument("--seed", type=int, default=0)
-    rn.add_argument("--execution", choices=["receding", "ensemble", "async"], default="async")
+    rn.add_argument(
+        "--execution",
+        choices=STRATEGIES,
+        default=RunnerConfig.execution,
+        help=f"how chunks become actions, as in `vla eval` (default {RunnerConfig.execution})",
+    )
+    rn.add_argument(
+        "--execute", type=int, help="actions executed per chunk (default: as trained with --execute, else half)"
+    )
     rn.add_argument("--video", type=Path, help="mp4 of the episode (default out/run_<robot>_<task>.mp4)")
     rn.add_argument("--max-seconds", type=float, help="stop after this long")
     rn.add_argument("--json", action="store_true", help="print a JSON summary")

@@ -101,6 +101,7 @@ def record(args) -> int:
         only_success=args.only_success,
         force=args.force,
         action_noise=args.action_noise,
+        ignore_checksums=args.ignore_checksums,
     )
     if args.teleop == "keyboard":
         from vla_sdk.data.keyboard import record_keyboard
@@ -125,9 +126,21 @@ def record(args) -> int:
 
 def train(args) -> int:
     if args.distributed:
+        import os
+
         import jax
 
-        jax.distributed.initialize()
+        from vla_sdk.errors import UsageError
+
+        # jax reads JAX_COORDINATOR_ADDRESS itself, the process count and id only on clusters it detects (SLURM,
+        # Open MPI, Cloud TPU, ...): the README's variables are passed on, so plain hosts work too
+        ids = {}
+        for var, name in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+            if os.environ.get(var):
+                if not os.environ[var].isdigit():
+                    raise UsageError(f"--distributed: {var} must be a whole number, got {os.environ[var]!r}")
+                ids[name] = int(os.environ[var])
+        jax.distributed.initialize(**ids)
     from vla_sdk.train.config import TrainConfig, parse_duration, parse_model_fields
     from vla_sdk.train.loop import train
 
@@ -146,8 +159,11 @@ def train(args) -> int:
         eval_task=args.eval_task,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
+        eval_max_steps=args.eval_max_steps,
+        ignore_checksums=args.ignore_checksums,
         save_every=args.save_every,
         keep=args.keep,
+        log_every=args.log_every,
         time_budget=parse_duration(args.time_budget),
         seed=args.seed,
         augment=not args.no_augment,
@@ -180,25 +196,44 @@ def eval_policy(args) -> int:
     if args.replay:
         from vla_sdk.policy import Policy
 
-        out = replay(Policy.load(args.policy), args.replay)
+        # replay runs no simulator: what only closed-loop episodes use is refused, not silently ignored
+        unused = {
+            "--workers": args.workers not in (None, 1),
+            "--video-dir": args.video_dir is not None,
+            "--execution": args.execution is not None,
+            "--execute": args.execute is not None,
+            "--delay-steps": args.delay_steps is not None,
+            "--max-steps": args.max_steps is not None,
+        }
+        given = [k for k, v in unused.items() if v]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: not used by --replay (offline, in one process: it replays the dataset's first "
+                "--episodes episodes, with the policy's noise seeded --seed + episode)"
+            )
+        if args.episodes is not None and args.episodes < 1:
+            raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+        episodes = list(range(args.episodes)) if args.episodes is not None else None
+        out = replay(Policy.load(args.policy), args.replay, episodes=episodes, seed=args.seed or 0)
         if args.json:
             print(json.dumps(out, indent=2))
         else:
-            print(f"{args.replay}: chunk MSE {out['chunk_mse']:.5f} over {out['chunks']} chunks")
+            print(
+                f"{args.replay}: chunk MSE {out['chunk_mse']:.5f} over {out['chunks']} chunks of "
+                f"{out['episodes']} episode(s)"
+            )
             for name, v in out["per_joint_mse"].items():
                 print(f"  {name:<24} {v:.5f}")
             phases = "  ".join(f"{k} {v:.5f}" for k, v in out["mse_by_phase"].items())
             print(f"by where the chunk starts in its episode: {phases}")
         return 0
+    given = {k: getattr(args, k) for k in ("episodes", "seed", "workers", "execution") if getattr(args, k) is not None}
     cfg = EvalConfig(
         policy=str(args.policy),
         task=args.task,
         env_map=str(args.env_map) if args.env_map else None,
-        episodes=args.episodes,
-        seed=args.seed,
-        workers=args.workers,
+        **given,  # the rest: EvalConfig's defaults
         video_dir=str(args.video_dir) if args.video_dir else None,
-        execution=args.execution,
         execute=args.execute,
         delay_steps=args.delay_steps,
         max_steps=args.max_steps,
@@ -214,6 +249,9 @@ def eval_policy(args) -> int:
             f"(95% CI {lo:.2f}-{hi:.2f}); inference p50 {lat.get('p50', 0):.1f} ms, p99 {lat.get('p99', 0):.1f} ms; "
             f"{out['seconds']:.0f} s with {out['workers']} worker(s)"
         )
+        for e in out["per_episode"]:
+            if e["stopped"]:
+                print(f"  seed {e['seed']} stopped after {e['steps']} steps: {e['stopped']}")
     return 0
 
 
@@ -228,6 +266,7 @@ def run_policy(args) -> int:
         args.task,
         seed=args.seed,
         execution=args.execution,
+        execute=args.execute,
         video=video,
         max_seconds=args.max_seconds,
         log=lambda m: print(m, file=sys.stderr),
@@ -237,8 +276,9 @@ def run_policy(args) -> int:
         if args.json
         else f"{out['task']}: {'success' if out['success'] else 'no success'} after {out['steps']} steps "
         f"({out['seconds']:.1f} s, {out['late_steps']} late steps); video {out['video']}"
+        + (f"\nstopped: {out['stopped']}" if out["stopped"] else "")
     )
-    return 0
+    return 1 if out["stopped"] else 0  # the robot stopped early (unsafe action or observation, failed inference)
 
 
 def export(args) -> int:

@@ -73,8 +73,10 @@ class TrainConfig:
     execute: int | None = None  # actions a runner executes per chunk by default, stored with the checkpoints and
     # exports (`vla eval`/`vla run` use it unless --execute is given). None: the --base checkpoint's, else half
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
-    eval_every: int = 0  # steps between evaluations (0: never)
+    eval_every: int = 0  # steps between evaluations (0 with an eval_task: at every checkpoint; no eval_task: never)
     eval_episodes: int = 10
+    eval_max_steps: int | None = None  # cap on each evaluation episode's control steps (None: the task's limit)
+    ignore_checksums: bool = False  # train on datasets whose committed files fail their content checksums
     save_every: int = 500  # steps between checkpoints (and at the end)
     keep: int = 3  # checkpoints kept (the best one is kept separately)
     log_every: int = 10  # steps between metric lines
@@ -108,6 +110,10 @@ class TrainConfig:
             raise UsageError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.eval_every and not self.eval_task:
             raise UsageError("--eval-every needs --eval-task ROBOT/TASK")
+        if self.eval_every < 0:
+            raise UsageError(f"--eval-every must be >= 0, got {self.eval_every}")
+        if self.eval_max_steps is not None and self.eval_max_steps < 1:
+            raise UsageError(f"--eval-max-steps must be >= 1 control steps, got {self.eval_max_steps}")
         if self.lr <= 0 or self.warmup_steps < 0:
             raise UsageError("lr must be > 0 and warmup_steps >= 0")
 

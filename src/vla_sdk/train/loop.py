@@ -12,13 +12,13 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
+from vla_sdk.data import checksums
 from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.data.loader import FrameStore, batches
 from vla_sdk.data.reader import Dataset
 from vla_sdk.data.stats import vector_stats
 from vla_sdk.errors import AlreadyExists, InputError, NotFound, UsageError
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
-from vla_sdk.train import lora
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.interrupt import StopRequest
@@ -137,6 +137,74 @@ def _load_base(model: VLA, base_params: dict, base_meta: dict, embodiment: dict,
     return params
 
 
+def _check_checksums(cfg: TrainConfig, datasets: list[Dataset], log) -> None:
+    """Refuse data whose committed files changed since recording (unless ``ignore_checksums``); datasets recorded
+    before checksums existed train as before, with a note."""
+    for ds in datasets:
+        if cfg.ignore_checksums:
+            bad = checksums.changed_files(ds.root, ds.episodes)
+            if bad:
+                log(f"--ignore-checksums: training on {ds.root} although {len(bad)} file(s) fail their checksums")
+            continue
+        checksums.require_intact(ds.root, ds.episodes, "--ignore-checksums")
+        unchecked = checksums.unchecked_episodes(ds.episodes)
+        if unchecked:
+            log(f"note: {ds.root}: {len(unchecked)} of {ds.num_episodes} episodes carry no checksums (not verified)")
+
+
+def _check_eval_task(cfg: TrainConfig, embodiment: dict) -> None:
+    """``--eval-task`` that cannot be evaluated is refused before the first step, not at the first evaluation."""
+    if not cfg.eval_task:
+        return
+    import vla_sdk.evaluation  # noqa: F401 - what the evaluations will run: importable before the first step
+    from vla_sdk.sim.tasks import get_task
+
+    robot = get_task(cfg.eval_task).robot  # a wrong name lists the valid ones
+    if embodiment.get("name") and embodiment["name"] != robot:
+        raise UsageError(f"--eval-task {cfg.eval_task} is a {robot!r} task; the data is of {embodiment['name']!r}")
+
+
+def _score(record: dict, eval_task: str | None) -> float | None:
+    """What the best checkpoint is chosen by: the sim success rate when the run evaluates in sim (checkpoints
+    without an evaluation are then not candidates, so one ranking never mixes two measures), else minus the
+    validation loss; None: not a candidate."""
+    if eval_task:
+        return record.get("success_rate")
+    return None if record.get("val_loss") is None else -record["val_loss"]
+
+
+def _barrier(name: str, minutes: float = 30) -> None:
+    """Multi-host: wait until every process gets here, through the coordination service (whose wait is long),
+    before a collective whose transport gives up soon (CPU gloo connects within about 30 s): processes that
+    build their models or evaluate at different speeds then meet at the collective together."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed  # the coordination client; jax has no public barrier without a collective
+
+    distributed.global_state.client.wait_at_barrier(f"vla-train/{name}", int(minutes * 60_000))
+
+
+def _sim_eval(cfg: TrainConfig, checkpoint: Path) -> dict:
+    """Closed-loop evaluation of a saved checkpoint (what `vla eval CHECKPOINT` would measure), on process 0;
+    every process gets its success rate (they must agree on which checkpoint is best)."""
+    ev = {"success_rate": 0.0, "successes": 0, "episodes": cfg.eval_episodes}
+    if jax.process_index() == 0:
+        from vla_sdk.evaluation import EvalConfig, evaluate
+
+        ev = evaluate(
+            EvalConfig(
+                policy=str(checkpoint), task=cfg.eval_task, episodes=cfg.eval_episodes, max_steps=cfg.eval_max_steps
+            )
+        )
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        _barrier(f"eval {checkpoint.name}")
+        k = int(multihost_utils.broadcast_one_to_all(np.int32(ev["successes"])))
+        ev = {**ev, "successes": k, "success_rate": k / ev["episodes"]}
+    return ev
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
     run = Path(cfg.out)
     if resume:
@@ -148,7 +216,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
         raise AlreadyExists(f"{run} already holds checkpoints; use --resume to continue it or choose a new --out")
     t_start = _clock()
     datasets = [Dataset(d) for d in cfg.data]
+    _check_checksums(cfg, datasets, log)
     embodiment = _check_same_robot(datasets)
+    _check_eval_task(cfg, embodiment)
     action_names = datasets[0].features["action"]["names"]
     train_eps, val_eps = _split(datasets, cfg.val_episodes)
     base_params, base_meta = read_checkpoint(cfg.base) if cfg.base else (None, None)
@@ -184,6 +254,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     if base_params is not None:
         params = _load_base(model, base_params, base_meta, embodiment, log)
     mesh = make_mesh()
+    _barrier("checkpoints")  # orbax's first collective
     ckpts = Checkpoints(run, cfg.keep)
     total = cfg.steps
     stepper = Stepper(model, cfg, total, mesh)
@@ -191,12 +262,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     start = 0
     if resume:
         step = ckpts.latest_step()
-        if step is None:
-            raise NotFound(f"{run / 'checkpoints'} holds no checkpoint to resume from")
-        state, _ = ckpts.restore(step, jax.tree.map(np.asarray, state))
-        state = jax.device_put(state, stepper.replicated)
-        start = step
-        log(f"resumed {run} at step {start}")
+        if step is None:  # killed before its first checkpoint: the same run from its first step
+            log(f"{run} has no checkpoint yet: starting it from step 0")
+        else:
+            state, _ = ckpts.restore(step, jax.tree.map(np.asarray, state))
+            state = jax.device_put(state, stepper.replicated)
+            start = step
+            log(f"resumed {run} at step {start}")
 
     def meta(metrics: dict) -> dict:
         return {
@@ -211,20 +283,31 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             "metrics": metrics,
         }
 
-    run.mkdir(parents=True, exist_ok=True)
-    write_config = lambda cfg: (run / "config.json").write_text(  # noqa: E731
-        json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2)
-    )
-    write_config(cfg)  # before the first step, so a run killed at any moment can be resumed
-    from tensorboardX import SummaryWriter
-
-    tb = SummaryWriter(str(run / "events"))
-    metrics_file = (run / "metrics.jsonl").open("a")
-    procs = jax.process_count()
+    # multi-host: process 0 writes the run's files (config, metrics, events); every process takes part in the
+    # checkpoint saves, which orbax coordinates (process 0 writes the replicated arrays and the metadata)
+    procs, primary = jax.process_count(), jax.process_index() == 0
     if cfg.batch_size % procs:
         raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({procs})")
-    data_seed = cfg.seed if procs == 1 else cfg.seed * 100_003 + jax.process_index()  # each host its own samples
-    data = batches(store, transform, cfg.batch_size // procs, mcfg.horizon, data_seed, start)
+
+    def write_config(cfg):
+        if primary:
+            (run / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": mcfg.to_dict()}, indent=2))
+
+    if primary:
+        run.mkdir(parents=True, exist_ok=True)
+    write_config(cfg)  # before the first step, so a run killed at any moment can be resumed
+    if primary:
+        from tensorboardX import SummaryWriter
+
+        tb = SummaryWriter(str(run / "events"))
+        _drop_torn_line(run / "metrics.jsonl")
+        metrics_file = (run / "metrics.jsonl").open("a")
+    else:
+        tb, metrics_file = _Discard(), _Discard()
+    # each process builds its rows of the global batch that one process would draw (default_rng([seed, step])):
+    # the global batch, the loss curve and a resume are the same for any number of processes
+    part = (jax.process_index(), procs)
+    data = batches(store, transform, cfg.batch_size, mcfg.horizon, cfg.seed, start, part=part)
     n_params = param_count(model)
     log(
         f"model {cfg.preset or cfg.base}: {n_params / 1e6:.2f}M parameters, cameras {list(mcfg.cameras)}, "
@@ -236,6 +319,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     t_loop, steps_timed, save_seconds = _clock(), 0, 0.0
     cap, fit_mark = cfg.steps, None  # --time-budget: at most --steps; (step, time) the pace is measured from
     history = []
+    _barrier("first step")
     ctrl_c = StopRequest().install()
     try:
         while step < total:
@@ -276,27 +360,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                 bar.set_postfix(loss=f"{m['loss']:.4f}", sps=f"{rate:.2f}")
             bar.update(1)
             deadline = cfg.time_budget and (_clock() - t_start) + 2 * save_seconds + 5 > cfg.time_budget
-            evaluate_now = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or step == total)
-            if step % cfg.save_every == 0 or step == total or deadline or evaluate_now:
+            periodic_eval = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or step == total)
+            if step % cfg.save_every == 0 or step == total or deadline or periodic_eval:
+                # --eval-task without --eval-every: every checkpoint is evaluated
+                evaluate_now = bool(cfg.eval_task) and (periodic_eval or not cfg.eval_every)
                 t_save = _clock()
-                val = _val_loss(stepper, state, val_store, transform, cfg, mcfg) if val_store else None
+                val = _val_loss(stepper, state, val_store, transform, cfg, mcfg, part) if val_store else None
                 record = {"step": step, "val_loss": val}
-                if evaluate_now:
-                    from vla_sdk.evaluation import evaluate_policy
-                    from vla_sdk.policy import Policy
-
-                    policy = Policy(lora.merge(jax.device_get(state["ema"])), meta(record))
-                    ev = evaluate_policy(policy, cfg.eval_task, cfg.eval_episodes)
-                    record["success_rate"] = ev["success_rate"]
-                    log(f"step {step}: {cfg.eval_task} success {ev['successes']}/{ev['episodes']}")
-                for k, v in record.items():
-                    if k != "step" and v is not None:
-                        tb.add_scalar(f"val/{k}", v, step)
-                metrics_file.write(json.dumps(record) + "\n")
                 if val is not None:
                     best_val = min(best_val, val)
-                # best checkpoint: by success rate when evaluated in sim, else by validation loss
-                score = record.get("success_rate", -val if val is not None else None)
                 host_state = jax.device_get(state)
                 if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(host_state["params"])):
                     stop_reason = "non-finite loss"
@@ -305,7 +377,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                         f"checkpoint: {run / 'checkpoints' / str(last_saved) if last_saved is not None else 'none'}"
                     )
                     break
-                ckpts.save(step, host_state, meta(record), score=score)
+                if evaluate_now:  # the saved checkpoint is evaluated, then offered as the best by its success rate
+                    ckpts.save(step, host_state, meta(record))
+                    ev = _sim_eval(cfg, run / "checkpoints" / str(step))
+                    record["success_rate"] = ev["success_rate"]
+                    log(f"step {step}: {cfg.eval_task} success {ev['successes']}/{ev['episodes']}")
+                    ckpts.save_best(step, host_state, meta(record), _score(record, cfg.eval_task))
+                else:
+                    ckpts.save(step, host_state, meta(record), score=_score(record, cfg.eval_task))
+                for k, v in record.items():
+                    if k != "step" and v is not None:
+                        tb.add_scalar(f"val/{k}", v, step)
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
                 last_saved = step
                 save_seconds = _clock() - t_save
                 if fit_mark and step > fit_mark[0] and not deadline:
@@ -366,13 +450,31 @@ def _refit(total: int, cfg: TrainConfig, model: VLA, mesh, bar, write_config) ->
     return total, cfg, Stepper(model, cfg, total, mesh)
 
 
-def _val_loss(stepper, state, store, transform, cfg, mcfg, n_batches: int = 4) -> float:
+def _val_loss(stepper, state, store, transform, cfg, mcfg, part=(0, 1), n_batches: int = 4) -> float:
     losses = [
         stepper.eval_loss(
             state["ema"],
-            store.batch(transform, cfg.batch_size, mcfg.horizon, np.random.default_rng([cfg.seed, 10**9, i])),
+            store.batch(transform, cfg.batch_size, mcfg.horizon, np.random.default_rng([cfg.seed, 10**9, i]), part),
             seed=i,
         )
         for i in range(n_batches)
     ]
     return float(np.mean(losses))
+
+
+def _drop_torn_line(path: Path) -> None:
+    """A run killed while writing a metrics line leaves it cut short: cut it off, so the resumed run's lines start
+    on a line of their own (the steps after the last checkpoint are logged again)."""
+    if not path.exists():
+        return
+    with path.open("rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+class _Discard:
+    """The metrics file and TensorBoard writer of a process other than 0 (multi-host): writes nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None

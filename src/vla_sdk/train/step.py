@@ -113,6 +113,6 @@ class Stepper:
 
 
 def make_mesh(devices=None) -> Mesh:
-    """A 1-D mesh over all local devices (multi-host: call jax.distributed.initialize() first; see README)."""
+    """A 1-D mesh over all local devices (multi-host: call jax.distributed.initialize() first; see docs/training.md)."""
     devices = np.array(devices if devices is not None else jax.devices())
     return Mesh(devices, ("data",))
