@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from vla_sdk.errors import InputError
+from vla_sdk.errors import InputError, VlaError
 from vla_sdk.model import VLA, ModelConfig, jit_sample_actions
 from vla_sdk.transforms import PolicyTransform
 
@@ -51,7 +51,14 @@ class Policy:
         from vla_sdk.train.checkpoint import read_checkpoint
 
         params, meta = read_checkpoint(path)
-        return cls(params, meta, seed)
+        try:
+            return cls(params, meta, seed)
+        except VlaError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # a meta or weights that do not fit
+            raise InputError(
+                f"checkpoint {path}: its meta and weights do not make a vla-sdk policy ({type(e).__name__}: {e})"
+            ) from e
 
     @property
     def cameras(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vla_sdk.errors import InputError, RuntimeFailure
+from vla_sdk.errors import InputError, NotFound, RuntimeFailure
 
 PREFERRED_CODECS = ("libx264", "h264", "mpeg4")
 
@@ -86,13 +86,56 @@ class VideoWriter:
             self._container = None
 
 
+# What PyAV raises on a damaged or truncated file: its FFmpeg errors (av.error.*: EOFError, InvalidDataError, ...)
+# and, on a file with no usable video stream, plain Python errors while probing it.
+_DECODE_ERRORS = (av.error.FFmpegError, OSError, EOFError, ValueError, IndexError, KeyError, TypeError)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def read_video(path: str | Path) -> np.ndarray:
-    """Decode every frame of a video into uint8 [T, h, w, 3]."""
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    """Decode every frame of a video into uint8 [T, h, w, 3].
+
+    Raises :class:`NotFound` for a missing file and :class:`InputError` naming the file for one that does not decode
+    (truncated, corrupt, no video stream, no frames, frames of changing size)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"{path}: video file missing")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: no video stream")
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except _DECODE_ERRORS as e:
+        raise InputError(f"{path}: unreadable video, truncated or corrupt ({_one_line(e)})") from None
+    if not frames:
+        raise InputError(f"{path}: the video holds no frames")
+    if len({f.shape for f in frames}) > 1:
+        raise InputError(f"{path}: frame sizes change within the video ({sorted({f.shape for f in frames})})")
+    return np.stack(frames)
 
 
-def frame_times(path: str | Path) -> np.ndarray:
-    """Presentation time (s) of every frame, in decode order; raises av errors on a broken file."""
-    with av.open(str(path)) as container:
-        return np.array([float(f.time) for f in container.decode(video=0)])
+def probe_video(path: str | Path) -> tuple[list[float], tuple[int, int, int] | None]:
+    """(presentation time in s of every frame in decode order, frame shape [h, w, 3] or None); errors as
+    :func:`read_video`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"{path}: video file missing")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: no video stream")
+            times, shapes = [], set()
+            for f in container.decode(video=0):
+                if f.time is None:
+                    raise InputError(f"{path}: frame {len(times)} has no presentation time")
+                times.append(float(f.time))
+                shapes.add((f.height, f.width, 3))
+    except _DECODE_ERRORS as e:
+        raise InputError(f"{path}: unreadable video, truncated or corrupt ({_one_line(e)})") from None
+    if len(shapes) > 1:
+        raise InputError(f"{path}: frame sizes change within the video ({sorted(shapes)})")
+    return times, (shapes.pop() if shapes else None)

@@ -1,6 +1,7 @@
 """Writer, reader, statistics and validation of the LeRobot v3.0 layout."""
 
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -146,3 +147,95 @@ def test_mismatched_episode_length_is_named(dataset_copy):
     assert any("data/chunk-000/file-000.parquet: episode 0 has" in p and "length" in p for p in problems), problems
     with pytest.raises(ValueError, match=r"file-000.parquet: episode 0 has \d+ rows, meta/episodes says"):
         Dataset(dataset_copy).episode(0)
+
+
+def _seal(root):
+    """The per-episode SHA-256 columns, as the writer fills them at commit (recomputed when it did not)."""
+    info = json.loads((root / L.INFO_PATH).read_text())
+    eps = L.read_episodes(root)
+    for e in eps:
+        e["sha256"] = {
+            k: L.file_sha256(root / rel)
+            for k, rel in L.episode_files(e["episode_index"], L.video_keys(info["features"])).items()
+        }
+    L.atomic_write_parquet(root / L.EPISODES_PATH, L.episodes_table(eps, info["features"]))
+
+
+def test_checksums_name_every_changed_file_and_verify_refuses(dataset_copy):
+    from vla_sdk.errors import InputError
+
+    _seal(dataset_copy)
+    assert validate(dataset_copy) == [] and Dataset(dataset_copy).verify() == []
+    data = dataset_copy / L.data_path(1)
+    t = pq.read_table(data)  # a value changed, the file still parses: only the checksum can tell
+    action = L.column_array(t, "action")
+    action[3, 0] += 0.5
+    t = t.set_column(t.schema.get_field_index("action"), "action", L.vector_column(action))
+    pq.write_table(t, data)
+    mp4 = dataset_copy / L.video_path("observation.images.cam_high", 0)
+    mp4.write_bytes(mp4.read_bytes() + b"\0")
+    errors = [str(p) for p in validate(dataset_copy) if p.severity == "error"]
+    assert any(p.startswith("error: data/chunk-000/file-001.parquet: content changed since episode 1") for p in errors)
+    assert any("videos/observation.images.cam_high/chunk-000/file-000.mp4: content changed" in p for p in errors)
+    with pytest.raises(InputError, match=r"2 committed file\(s\) fail their checksums.*--ignore-checksums"):
+        Dataset(dataset_copy).verify()
+
+
+def test_dataset_without_checksums_is_flagged(dataset_copy):
+    info = json.loads((dataset_copy / L.INFO_PATH).read_text())
+    eps = L.read_episodes(dataset_copy)
+    for e in eps:
+        e["sha256"] = None
+    L.atomic_write_parquet(dataset_copy / L.EPISODES_PATH, L.episodes_table(eps, info["features"]))
+    problems = validate(dataset_copy)
+    assert [p.severity for p in problems] == ["warning"], problems
+    assert "recorded before checksums; byte damage cannot be detected" in problems[0].message
+    assert Dataset(dataset_copy).verify() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (lambda i: i["features"]["action"].update(dtype="complex7"), "features.action.dtype: 'complex7' is not"),
+        (lambda i: i.update(fps="50"), "fps must be an integer"),
+        (lambda i: i["features"].pop("timestamp"), "features: missing default feature 'timestamp'"),
+        (lambda i: i["features"]["action"].update(shape=[-3]), "features.action.shape"),
+        (lambda i: i.update(video_path="videos/{nope}.mp4"), "video_path"),
+    ],
+)
+def test_bad_info_json_is_named_by_validate_and_reader(dataset_copy, edit, where):
+    from vla_sdk.data.info import dataset_info
+    from vla_sdk.errors import InputError
+
+    info = json.loads((dataset_copy / L.INFO_PATH).read_text())
+    edit(info)
+    (dataset_copy / L.INFO_PATH).write_text(json.dumps(info))
+    assert any(p.file == L.INFO_PATH and where in p.message for p in validate(dataset_copy)), validate(dataset_copy)
+    for read in (Dataset, dataset_info):
+        with pytest.raises(InputError, match=f"meta/info.json: {re.escape(where)}"):
+            read(dataset_copy)
+
+
+def test_damaged_meta_and_media_raise_sdk_errors_naming_the_file(dataset_copy):
+    from vla_sdk.errors import InputError
+
+    stats = json.loads((dataset_copy / L.STATS_PATH).read_text())
+    stats["action"]["mean"] = "zero"
+    stats["observation.state"] = [1, 2]
+    (dataset_copy / L.STATS_PATH).write_text(json.dumps(stats))
+    msgs = [str(p) for p in validate(dataset_copy)]
+    assert "error: meta/stats.json: action.mean: must be an array of numbers, got 'zero'" in msgs, msgs
+    assert any("meta/stats.json: observation.state: must be an object" in m for m in msgs), msgs
+    mp4 = dataset_copy / L.video_path("observation.images.cam_left_wrist", 1)
+    mp4.write_bytes(mp4.read_bytes()[:600])  # truncated: av.error.EOFError / InvalidDataError inside PyAV
+    with pytest.raises(InputError, match=r"cam_left_wrist/chunk-000/file-001.mp4: unreadable video"):
+        Dataset(dataset_copy).episode(1)
+    tasks = dataset_copy / L.TASKS_PATH
+    tasks.write_bytes(tasks.read_bytes()[:-20])  # pyarrow raises OSError / ArrowInvalid on a damaged footer
+    with pytest.raises(InputError, match=r"meta/tasks.parquet: unreadable parquet"):
+        Dataset(dataset_copy)
+    assert any(p.file == L.TASKS_PATH and "unreadable parquet" in p.message for p in validate(dataset_copy))
+    (dataset_copy / L.INFO_PATH).write_bytes(b"\xff\xfe{")  # not UTF-8
+    assert [str(p) for p in validate(dataset_copy)][0].startswith("error: meta/info.json: not valid JSON")
+    with pytest.raises(InputError, match="meta/info.json: not valid JSON"):
+        Dataset(dataset_copy)

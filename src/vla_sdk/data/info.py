@@ -10,14 +10,16 @@ from vla_sdk.data.reader import Dataset
 
 
 def dataset_info(root: str | Path) -> dict:
-    ds = Dataset(root)
+    ds = Dataset(root)  # refuses a damaged dataset naming the file (InputError / NotFound)
+    vla = ds.info["vla"]
+    notes = vla.get("timing_notes")
     labels = [e["success"] for e in ds.episodes if e["success"] is not None]
     lengths = [e["length"] for e in ds.episodes]
     return {
         "path": str(ds.root),
         "codebase_version": ds.info["codebase_version"],
         "robot": ds.info.get("robot_type"),
-        "task": ds.info["vla"].get("task"),
+        "task": vla.get("task"),
         "episodes": ds.num_episodes,
         "frames": ds.num_frames,
         "fps": ds.fps,
@@ -31,7 +33,7 @@ def dataset_info(root: str | Path) -> dict:
         "success_rate": float(np.mean(labels)) if labels else None,
         "labelled_episodes": len(labels),
         "size_bytes": ds.size_bytes(),
-        "timing_notes": ds.info["vla"].get("timing_notes", []),
+        "timing_notes": [str(n) for n in notes] if isinstance(notes, list) else [],
     }
 
 

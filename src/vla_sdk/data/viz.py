@@ -107,7 +107,7 @@ def render_episode_video(
 ) -> dict:
     """Write episode ``episode`` of the dataset at ``root`` to ``out`` (mp4 at the dataset's fps): each frame is the
     cameras tiled (scaled up by a whole factor to at least ``min_width`` pixels wide) above the curve panel."""
-    from vla_sdk.sim.render import tile
+    from vla_sdk.episode import tile
 
     ds = Dataset(root)
     n = ds.num_episodes

@@ -109,6 +109,10 @@ def _read_entry(z: zipfile.ZipFile, path: Path, name: str) -> bytes:
         raise ArtifactError(f"{path}: part {name} is damaged ({e}); re-export or copy the file again") from e
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (an artifact never holds one)")
+
+
 def read_manifest(path: str | Path) -> tuple[dict, zipfile.ZipFile]:
     path = Path(path)
     if not path.is_file():
@@ -118,13 +122,15 @@ def read_manifest(path: str | Path) -> tuple[dict, zipfile.ZipFile]:
     except (zipfile.BadZipFile, OSError) as e:
         raise ArtifactError(f"{path}: not a readable vla-sdk artifact, the file is truncated or not one ({e})") from e
     try:
-        manifest = json.loads(_read_entry(z, path, MANIFEST))
-    except json.JSONDecodeError as e:
-        z.close()
-        raise ArtifactError(f"{path}: {MANIFEST} is not valid JSON ({e})") from e
+        text = _read_entry(z, path, MANIFEST)
     except ArtifactError:
         z.close()
         raise
+    try:
+        manifest = json.loads(text, parse_constant=_no_constant)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, NaN / Infinity (never written: allow_nan=False)
+        z.close()
+        raise ArtifactError(f"{path}: {MANIFEST} is not valid JSON ({e})") from e
     problem = None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         problem = f"not a vla-sdk artifact ({MANIFEST} does not say format {FORMAT!r})"

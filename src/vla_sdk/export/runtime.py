@@ -12,6 +12,7 @@ Sampling noise is ``fold_in(key(seed), call_index)``, as ``Policy``, so the same
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,10 +22,32 @@ import numpy as np
 from vla_sdk.errors import InputError
 from vla_sdk.export.artifact import ArtifactError, read_artifact
 
+# sha256 of sample.stablehlo -> (Exported, its jitted call): loading the same artifact again (a server reloading it,
+# an evaluation of several copies) reuses the compiled function; the weights are arguments, not constants.
+_CALLS: dict[str, tuple] = {}
+_CALLS_KEPT = 4
 
-def is_artifact(path: str | Path) -> bool:
-    """A file (checkpoints and runs are folders): load it as an artifact (errors then say what is wrong with it)."""
-    return Path(path).is_file()
+
+def _compiled(function: bytes, where: str, manifest: dict):
+    key = hashlib.sha256(function).hexdigest()
+    if key in _CALLS:
+        return _CALLS[key]
+    try:
+        exported = jax.export.deserialize(bytearray(function))
+    except Exception as e:  # noqa: BLE001 - any failure: this jax cannot load the function
+        raise ArtifactError(
+            f"{where}: cannot deserialize sample.stablehlo with jax {jax.__version__} (exported with jax "
+            f"{manifest.get('jax_version')}): {type(e).__name__}: {e}"
+        ) from e
+    if not _platform_names() & set(exported.platforms):
+        raise ArtifactError(
+            f"{where}: exported for {list(exported.platforms)}, this machine runs {sorted(_platform_names())}; "
+            "re-export with --platforms including it"
+        )
+    while len(_CALLS) >= _CALLS_KEPT:
+        _CALLS.pop(next(iter(_CALLS)))
+    _CALLS[key] = exported, jax.jit(exported.call)
+    return _CALLS[key]
 
 
 def _normalize_text(text: str) -> str:
@@ -146,20 +169,8 @@ class ArtifactPolicy:
                     f"the function takes {spec['dtype']}{spec['shape']}"
                 )
             arrays.append(a)
-        try:
-            exported = jax.export.deserialize(bytearray(function))
-        except Exception as e:  # noqa: BLE001 - any failure: this jax cannot load the function
-            raise ArtifactError(
-                f"{where}: cannot deserialize sample.stablehlo with jax {jax.__version__} (exported with jax "
-                f"{manifest.get('jax_version')}): {type(e).__name__}: {e}"
-            ) from e
-        if not _platform_names() & set(exported.platforms):
-            raise ArtifactError(
-                f"{where}: exported for {list(exported.platforms)}, this machine runs {sorted(_platform_names())}; "
-                "re-export with --platforms including it"
-            )
+        _, self._fn = _compiled(function, where, manifest)
         self._weights = [jax.device_put(a) for a in arrays]
-        self._fn = jax.jit(exported.call)
         self._impl = manifest["rng"]["impl"]
         self.reset(seed)
 

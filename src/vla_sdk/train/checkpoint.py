@@ -3,10 +3,17 @@
 Each checkpoint holds the train state (params, EMA params, optimizer state, step) and ``meta``: format version,
 resolved train and model configs, normalization statistics, the embodiment schema, and metrics. A checkpoint that
 cannot be read is reported by name and never overwritten or deleted.
+
+Integrity: ``meta["sha256"]`` holds the SHA-256 of the EMA and the training weights (:func:`tree_sha256`: every
+leaf's path, dtype, shape and bytes) and ``meta["meta_sha256"]`` that of the meta's canonical JSON without that
+field. Reading re-hashes both: a flipped byte inside raw tensor data, which orbax would load as a different number,
+or an edited meta value is refused by name. Checkpoints written before these fields load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import jax
@@ -16,6 +23,55 @@ import orbax.checkpoint as ocp
 from vla_sdk.errors import InputError, NotFound
 
 CHECKPOINT_FORMAT = 1
+HASHED = ("ema", "params")  # the weight trees whose hashes the meta carries
+
+
+def _key(k) -> str:
+    for attr in ("key", "idx", "name"):  # DictKey / FlattenedIndexKey, SequenceKey, GetAttrKey
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def tree_sha256(tree) -> str:
+    """SHA-256 of a pytree of arrays: (path, dtype, shape, bytes) of every leaf in sorted path order, keys as
+    strings (orbax restores integer keys as strings), so the saved and the restored tree hash alike."""
+    leaves = [("/".join(_key(k) for k in path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    h = hashlib.sha256()
+    for name, leaf in sorted(leaves, key=lambda kv: kv[0]):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _canonical(meta: dict) -> bytes:
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(state: dict, meta: dict) -> dict:
+    """``meta`` as saved: plain JSON, with the weight hashes and its own hash."""
+    meta = json.loads(json.dumps({**meta, "sha256": {k: tree_sha256(state[k]) for k in HASHED if k in state}}))
+    return {**meta, "meta_sha256": hashlib.sha256(_canonical(meta)).hexdigest()}
+
+
+def check_integrity(path: Path, state: dict, meta) -> None:
+    """Raise :class:`InputError` when a restored checkpoint is not what was saved (see the module docstring)."""
+    if not isinstance(meta, dict):
+        raise InputError(f"checkpoint {path}: meta is not a JSON object (got {type(meta).__name__})")
+    want = meta.get("meta_sha256")
+    if want is not None and want != hashlib.sha256(_canonical(meta)).hexdigest():
+        raise InputError(f"checkpoint {path}: meta/metadata failed its SHA-256 check: the meta was modified or damaged")
+    hashes = meta.get("sha256") or {}
+    if not isinstance(hashes, dict):
+        raise InputError(f"checkpoint {path}: meta field 'sha256' must be an object, got {hashes!r:.60}")
+    for k, h in hashes.items():
+        if k in state and tree_sha256(state[k]) != h:
+            raise InputError(
+                f"checkpoint {path}: the {k} weights failed their SHA-256 check: the tensor files under state/ "
+                "were modified or damaged"
+            )
 
 
 class Checkpoints:
@@ -34,11 +90,20 @@ class Checkpoints:
     def save(self, step: int, state: dict, meta: dict, score: float | None = None) -> None:
         if not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(state["params"])):
             raise FloatingPointError(f"refusing to save step {step}: parameters are not finite")
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(seal(state, meta)))
         self.last.save(step, args=args, force=True)
         if score is not None:
             self.best.save(step, args=args, metrics={"score": float(score)}, force=True)
         self.last.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def save_best(self, step: int, state: dict, meta: dict, score: float | None) -> None:
+        """Offer an already saved step (:meth:`save` without a score) as the best one, once its score is known
+        (`vla train --eval-task`: the success rate of the saved checkpoint)."""
+        if score is None:
+            return
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(seal(state, meta)))
+        self.best.save(step, args=args, metrics={"score": float(score)}, force=True)
         self.best.wait_until_finished()
 
     def restore(self, step: int, abstract_state: dict) -> tuple[dict, dict]:
@@ -53,6 +118,7 @@ class Checkpoints:
                 f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); it was left untouched. "
                 f"Move it aside to resume from the previous one"
             ) from e
+        check_integrity(path, out["state"], out["meta"])
         return out["state"], out["meta"]
 
     def close(self) -> None:
@@ -78,7 +144,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     except Exception as e:  # noqa: BLE001
         raise InputError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
     meta = out["meta"]
-    if meta.get("format_version", 0) > CHECKPOINT_FORMAT:
+    check_integrity(path, out["state"], meta)
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise InputError(f"checkpoint {path}: meta format_version must be an integer, got {version!r:.60}")
+    if not isinstance(out["state"], dict) or not isinstance(out["state"].get("ema"), dict):
+        raise InputError(f"checkpoint {path}: the state holds no EMA weights")
+    if version > CHECKPOINT_FORMAT:
         raise InputError(
             f"checkpoint {path} has format_version {meta['format_version']}; this vla-sdk reads up to "
             f"{CHECKPOINT_FORMAT} (upgrade vla-sdk)"
