@@ -352,9 +352,9 @@ class Worker:
         return np.asarray(p({**self.obs, "images": {c: self.obs["images"][c] for c in p.cameras}}))
 
     def entries(self, path: str):
-        from vla_sdk.data.loader import FrameStore
         from vla_sdk.data.reader import Dataset
         from vla_sdk.policy import Policy
+        from vla_sdk.train.loader import FrameStore
 
         if self.target != "datasets":
 

@@ -176,7 +176,13 @@ def train(args) -> int:
         dtype=args.dtype,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
     )
-    summary = train(cfg, resume=args.resume, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    summary = train(
+        cfg,
+        resume=args.resume,
+        progress=sys.stderr.isatty(),
+        log=lambda m: print(m, file=sys.stderr),
+        sim_eval=_sim_eval,
+    )
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -188,6 +194,13 @@ def train(args) -> int:
     if summary["stopped"] == "interrupted":
         return 130  # the shell's code for a run stopped by Ctrl-C
     return 0 if summary["stopped"] in ("finished", "time budget") else 1
+
+
+def _sim_eval(checkpoint: str, task: str, episodes: int, max_steps: int | None) -> dict:
+    """`vla train --eval-task`: a saved checkpoint evaluated as `vla eval CHECKPOINT --task TASK` would."""
+    from vla_sdk.evaluation import EvalConfig, evaluate
+
+    return evaluate(EvalConfig(policy=checkpoint, task=task, episodes=episodes, max_steps=max_steps))
 
 
 def eval_policy(args) -> int:

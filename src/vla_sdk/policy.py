@@ -48,7 +48,7 @@ class Policy:
             from vla_sdk.export.runtime import load_artifact
 
             return load_artifact(path, seed)
-        from vla_sdk.train.checkpoint import read_checkpoint
+        from vla_sdk.checkpoint import read_checkpoint
 
         params, meta = read_checkpoint(path)
         try:

@@ -93,8 +93,8 @@ def exported(tiny_run, reference, tmp_path_factory) -> dict:
     """mode -> (artifact path, summary, in-memory ArtifactPolicy), and "runtime": a subprocess running the none
     artifact from its file (started at once, so it overlaps the int8/int4 compiles) with the expected actions.
     none and bf16 skip the in-process accuracy gate (no compile here); int8 and int4 run it."""
+    from vla_sdk.checkpoint import read_checkpoint
     from vla_sdk.export.build import export_policy
-    from vla_sdk.train.checkpoint import read_checkpoint
 
     out = tmp_path_factory.mktemp("artifacts")
     params, meta = read_checkpoint(tiny_run / "run")

@@ -157,8 +157,8 @@ def test_tampered_truncated_and_newer_artifacts_are_refused(exported, tmp_path):
 
 
 def test_unknown_mode_and_missing_stats_are_refused(tiny_run, tmp_path):
+    from vla_sdk.checkpoint import read_checkpoint
     from vla_sdk.export.build import export_checkpoint, export_policy
-    from vla_sdk.train.checkpoint import read_checkpoint
 
     with pytest.raises(ValueError, match=r"unknown quantization mode 'fp8'; valid modes: none, bf16, int8, int4"):
         export_checkpoint(tiny_run / "run", tmp_path / "x.vla", "fp8")
@@ -170,9 +170,9 @@ def test_unknown_mode_and_missing_stats_are_refused(tiny_run, tmp_path):
 
 
 def test_delta_action_artifact_matches_its_float_policy(tiny_run, tmp_path):
+    from vla_sdk.checkpoint import read_checkpoint
     from vla_sdk.export.build import export_policy
     from vla_sdk.policy import Policy
-    from vla_sdk.train.checkpoint import read_checkpoint
 
     params, meta = read_checkpoint(tiny_run / "run")
     meta = {**meta, "delta_mask": [True] * 7 + [False]}  # fr3: 7 arm joints relative to the state, gripper absolute
@@ -196,10 +196,10 @@ def test_the_training_only_readout_is_left_out(tiny_run, tmp_path):
 
     from flax import nnx
 
+    from vla_sdk.checkpoint import read_checkpoint
     from vla_sdk.export.build import export_policy
     from vla_sdk.model import VLA, ModelConfig
     from vla_sdk.policy import Policy
-    from vla_sdk.train.checkpoint import read_checkpoint
 
     params, meta = read_checkpoint(tiny_run / "run")
     cfg = dataclasses.replace(ModelConfig.from_dict(meta["model_config"]), env_state_dim=3)

@@ -155,7 +155,7 @@ def export_policy(
     seed: int = 0,
     reference: Policy | None = None,
 ) -> tuple[dict, Policy, ArtifactPolicy]:
-    """Export ``(params, meta)`` (as :func:`vla_sdk.train.checkpoint.read_checkpoint` returns them) to ``out``.
+    """Export ``(params, meta)`` (as :func:`vla_sdk.checkpoint.read_checkpoint` returns them) to ``out``.
 
     ``reference``: the float policy of the same checkpoint, when the caller has one (saves a compile).
     ``gate_count`` / ``latency_runs`` 0 skip the accuracy report / latency profile (tests; `vla export` keeps both).
@@ -237,7 +237,7 @@ def export_checkpoint(
 ) -> dict:
     """``vla export``: read a run/checkpoint folder, export it, optionally compare success rates in simulation."""
     check_mode(quantize)  # before the (slow) checkpoint read
-    from vla_sdk.train.checkpoint import read_checkpoint
+    from vla_sdk.checkpoint import read_checkpoint
 
     params, meta = read_checkpoint(path)
     summary, float_policy, art_policy = export_policy(params, meta, out, quantize, source=str(path), **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -14,14 +15,14 @@ from tqdm import tqdm
 
 from vla_sdk.data import checksums
 from vla_sdk.data.layout import ENV_STATE
-from vla_sdk.data.loader import FrameStore, batches
 from vla_sdk.data.reader import Dataset
 from vla_sdk.data.stats import vector_stats
 from vla_sdk.errors import AlreadyExists, InputError, NotFound, UsageError
+from vla_sdk.interrupt import StopRequest
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
-from vla_sdk.train.interrupt import StopRequest
+from vla_sdk.train.loader import FrameStore, batches
 from vla_sdk.train.step import Stepper, make_mesh
 from vla_sdk.transforms import PolicyTransform
 
@@ -152,11 +153,18 @@ def _check_checksums(cfg: TrainConfig, datasets: list[Dataset], log) -> None:
             log(f"note: {ds.root}: {len(unchecked)} of {ds.num_episodes} episodes carry no checksums (not verified)")
 
 
-def _check_eval_task(cfg: TrainConfig, embodiment: dict) -> None:
+# (checkpoint folder, ROBOT/TASK, episodes, max steps or None) -> {"successes", "episodes", "success_rate", ...}:
+# what `vla eval CHECKPOINT --task ...` measures. The caller passes it in (the CLI gives vla_sdk.evaluation's), so the
+# trainer never imports the evaluator above it.
+SimEval = Callable[[str, str, int, "int | None"], dict]
+
+
+def _check_eval_task(cfg: TrainConfig, embodiment: dict, sim_eval: SimEval | None) -> None:
     """``--eval-task`` that cannot be evaluated is refused before the first step, not at the first evaluation."""
     if not cfg.eval_task:
         return
-    import vla_sdk.evaluation  # noqa: F401 - what the evaluations will run: importable before the first step
+    if sim_eval is None:
+        raise UsageError("--eval-task needs an evaluator: call train(..., sim_eval=...) (the `vla` CLI passes one)")
     from vla_sdk.sim.tasks import get_task
 
     robot = get_task(cfg.eval_task).robot  # a wrong name lists the valid ones
@@ -184,18 +192,12 @@ def _barrier(name: str, minutes: float = 30) -> None:
     distributed.global_state.client.wait_at_barrier(f"vla-train/{name}", int(minutes * 60_000))
 
 
-def _sim_eval(cfg: TrainConfig, checkpoint: Path) -> dict:
+def _sim_eval(cfg: TrainConfig, checkpoint: Path, sim_eval: SimEval) -> dict:
     """Closed-loop evaluation of a saved checkpoint (what `vla eval CHECKPOINT` would measure), on process 0;
     every process gets its success rate (they must agree on which checkpoint is best)."""
     ev = {"success_rate": 0.0, "successes": 0, "episodes": cfg.eval_episodes}
     if jax.process_index() == 0:
-        from vla_sdk.evaluation import EvalConfig, evaluate
-
-        ev = evaluate(
-            EvalConfig(
-                policy=str(checkpoint), task=cfg.eval_task, episodes=cfg.eval_episodes, max_steps=cfg.eval_max_steps
-            )
-        )
+        ev = sim_eval(str(checkpoint), cfg.eval_task, cfg.eval_episodes, cfg.eval_max_steps)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
@@ -205,7 +207,11 @@ def _sim_eval(cfg: TrainConfig, checkpoint: Path) -> dict:
     return ev
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
+def train(
+    cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print, sim_eval: SimEval | None = None
+) -> dict:
+    """Run (or with ``resume`` continue) the training described by ``cfg``; ``sim_eval`` evaluates checkpoints in
+    simulation for ``--eval-task`` (see :data:`SimEval`). Returns a summary (steps, stop reason, losses, ...)."""
     run = Path(cfg.out)
     if resume:
         saved = run / "config.json"
@@ -218,7 +224,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
     datasets = [Dataset(d) for d in cfg.data]
     _check_checksums(cfg, datasets, log)
     embodiment = _check_same_robot(datasets)
-    _check_eval_task(cfg, embodiment)
+    _check_eval_task(cfg, embodiment, sim_eval)
     action_names = datasets[0].features["action"]["names"]
     train_eps, val_eps = _split(datasets, cfg.val_episodes)
     base_params, base_meta = read_checkpoint(cfg.base) if cfg.base else (None, None)
@@ -379,7 +385,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
                     break
                 if evaluate_now:  # the saved checkpoint is evaluated, then offered as the best by its success rate
                     ckpts.save(step, host_state, meta(record))
-                    ev = _sim_eval(cfg, run / "checkpoints" / str(step))
+                    ev = _sim_eval(cfg, run / "checkpoints" / str(step), sim_eval)
                     record["success_rate"] = ev["success_rate"]
                     log(f"step {step}: {cfg.eval_task} success {ev['successes']}/{ev['episodes']}")
                     ckpts.save_best(step, host_state, meta(record), _score(record, cfg.eval_task))

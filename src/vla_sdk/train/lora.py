@@ -8,8 +8,12 @@ B starts at zero, so training starts exactly from the base model.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+
+# the params format ({base, lora}), its keys and merging live in the core: reading a checkpoint merges adapters
+from vla_sdk.checkpoint import lora_key, merge_lora
+
+merge = merge_lora  # lora.merge(params): plain model params with the adapters folded in
 
 
 def _flat(tree: dict, prefix: tuple = ()) -> dict[tuple, object]:
@@ -20,10 +24,6 @@ def _flat(tree: dict, prefix: tuple = ()) -> dict[tuple, object]:
         else:
             out[(*prefix, k)] = v
     return out
-
-
-def _key(path: tuple) -> str:
-    return "/".join(map(str, path))
 
 
 def targets(params: dict) -> list[tuple]:
@@ -37,37 +37,11 @@ def init(params: dict, rank: int, seed: int) -> dict:
     for k, path in zip(keys, targets(params), strict=False):
         w = _flat(params)[path]
         fan_in, fan_out = np.shape(w)
-        out[_key(path)] = {
+        out[lora_key(path)] = {
             "a": np.asarray(jax.random.normal(k, (fan_in, rank)) / np.sqrt(fan_in), np.float32),
             "b": np.zeros((rank, fan_out), np.float32),
         }
     return out
-
-
-def is_lora(params: dict) -> bool:
-    return set(params) == {"base", "lora"}
-
-
-def merge(params: dict) -> dict:
-    """Plain model params: base weights with the adapters folded in (works on numpy and traced arrays)."""
-    if not is_lora(params):
-        return params
-    lora = params["lora"]
-
-    def walk(tree, prefix=()):
-        out = {}
-        for k, v in tree.items():
-            path = (*prefix, k)
-            if isinstance(v, dict):
-                out[k] = walk(v, path)
-            elif _key(path) in lora:
-                ad = lora[_key(path)]
-                out[k] = v + (jnp.asarray(ad["a"]) @ jnp.asarray(ad["b"])).astype(v.dtype)
-            else:
-                out[k] = v
-        return out
-
-    return walk(params["base"])
 
 
 def labels(params: dict) -> dict:

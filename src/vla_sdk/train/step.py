@@ -14,6 +14,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vla_sdk.checkpoint import is_lora
 from vla_sdk.errors import UsageError
 from vla_sdk.model.vla import VLA
 from vla_sdk.train import lora
@@ -50,7 +51,7 @@ class Stepper:
     # ---- state -------------------------------------------------------------------------------------------------
     def trainable(self, params: dict) -> dict:
         """The params pytree the optimizer sees: the model's, or {"base", "lora"} for --finetune lora."""
-        if self.cfg.finetune == "lora" and not lora.is_lora(params):
+        if self.cfg.finetune == "lora" and not is_lora(params):
             return {"base": params, "lora": lora.init(params, self.cfg.lora_rank, self.cfg.seed)}
         return params
 

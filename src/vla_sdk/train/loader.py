@@ -98,9 +98,22 @@ class FrameStore:
                 tmp.replace(path)  # complete files only: a killed build is redone, never half-read
         return {c: np.load(p, mmap_mode="r") for c, p in paths.items()}
 
-    def batch(self, transform: PolicyTransform, batch_size: int, horizon: int, rng: np.random.Generator) -> dict:
-        """A training batch (numpy): model input fields plus ``actions`` [B, T, A] and ``action_is_pad`` [B, T]."""
-        idx = np.sort(rng.integers(len(self), size=batch_size))  # sorted: friendlier memmap reads
+    def batch(
+        self,
+        transform: PolicyTransform,
+        batch_size: int,
+        horizon: int,
+        rng: np.random.Generator,
+        part: tuple[int, int] = (0, 1),
+    ) -> dict:
+        """A training batch (numpy): model input fields plus ``actions`` [B, T, A] and ``action_is_pad`` [B, T].
+        ``part`` (i, n): rows [i * B/n, (i + 1) * B/n) of the batch of ``batch_size`` rows that ``rng`` draws, so n
+        processes (multi-host) each building their part make up exactly the batch one process would."""
+        i, n = part
+        if batch_size % n:
+            raise InputError(f"batch size {batch_size} does not split into {n} parts")
+        b = batch_size // n
+        idx = np.sort(rng.integers(len(self), size=batch_size))[i * b : (i + 1) * b]  # sorted: friendlier reads
         ep = self.frame_episode[idx]
         rows, is_pad = self.chunk_rows(idx, horizon)
         obs = transform.observation(
@@ -136,8 +149,10 @@ def batches(
     seed: int,
     start_step: int,
     prefetch: int = 3,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[dict]:
-    """Batches for steps start_step, start_step + 1, ... (deterministic per step), prepared on a thread."""
+    """Batches for steps start_step, start_step + 1, ... (deterministic per step), prepared on a thread; ``part``:
+    this process's rows of each global batch of ``batch_size`` (see :meth:`FrameStore.batch`)."""
     q: queue.Queue = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
 
@@ -145,7 +160,7 @@ def batches(
         step = start_step
         try:
             while not stop.is_set():
-                q.put(store.batch(transform, batch_size, horizon, np.random.default_rng([seed, step])))
+                q.put(store.batch(transform, batch_size, horizon, np.random.default_rng([seed, step]), part))
                 step += 1
         except BaseException as e:  # noqa: BLE001 - surfaced on the consumer side
             q.put(e)
