@@ -107,6 +107,12 @@ class PolicyTransform:
                 f"state has {state.shape[-1]} dimensions, expected {self.robot_dim} ({', '.join(self.action_names)})"
             )
         b = state.shape[0]
+        for c in self.config.cameras:
+            img = np.asarray(images[c])
+            if img.dtype != np.uint8 or img.ndim != 4 or img.shape[0] != b or img.shape[-1] != 3:
+                want = "one uint8 image [h, w, 3]" if single else f"uint8 images [{b}, h, w, 3]"
+                got = f"{img.dtype}{list(img.shape[1:] if single else img.shape)}"
+                raise InputError(f"camera {c!r}: expected {want}, got {got}")
         tokens, token_mask = self.tokenizer.encode_batch(list(instruction))
         return {
             "images": {c: resize_images(np.asarray(images[c]), self.config.image_size) for c in self.config.cameras},

@@ -77,7 +77,8 @@ cams = [k[4:] for k in data.files if k.startswith("img:")]
 out = [policy({"images": {c: data["img:" + c][i] for c in cams}, "state": data["state"][i],
                "instruction": str(data["instruction"][i])}) for i in range(len(data["state"]))]
 np.save(sys.argv[3], np.stack(out))
-heavy = ("flax", "optax", "orbax", "vla_sdk.model", "vla_sdk.transforms", "vla_sdk.policy", "vla_sdk.train")
+heavy = ("flax", "optax", "orbax", "vla_sdk.policy", "vla_sdk.train",
+         *(f"vla_sdk.model.{m}" for m in ("vla", "batch", "heads", "vision", "transformer")))
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))
 """
 

@@ -17,7 +17,8 @@ INT4_MAX_ABS = 0.25  # measured 4.1e-2 max, 4.3e-3 mean: int4 is coarse, this on
 
 def test_none_artifact_from_file_matches_checkpoint_policy_without_flax(exported, reference):
     """Round trip in a fresh process: the runtime loads the file, matches Policy.load within 1e-5 (same seed), and
-    imports no flax, optax, orbax (nor vla_sdk.model / transforms / policy / train)."""
+    imports no flax, optax, orbax (nor the model's flax modules, vla_sdk.policy or vla_sdk.train): only the core,
+    whose one transform it shares with training."""
     proc, expected, out = exported["runtime"]
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr[-3000:]
