@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import traceback
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from vla_sdk import __version__, commands, compile_cache
 from vla_sdk.errors import EXIT_BUG, EXIT_INTERRUPTED, VlaError
+from vla_sdk.train.config import FINETUNE, TrainConfig
 
 EXAMPLES = {
     "doctor": "example:\n  vla doctor          # JAX, MuJoCo, headless rendering, video encoding\n  vla doctor --json",
@@ -62,6 +64,19 @@ EXAMPLES = {
     ),
     "dataset viz": "example:\n  vla dataset viz demos/transfer_cube --episode 3 --out ep3.mp4",
 }
+
+
+def _config_defaults(parser: argparse.ArgumentParser, config, skip: tuple[str, ...] = ()) -> None:
+    """The defaults of the flags that fill ``config`` are its dataclass field defaults: one place, no drift
+    (tests/test_cli_defaults.py checks every subcommand against its config)."""
+    dests = {a.dest for a in parser._actions}
+    parser.set_defaults(
+        **{
+            f.name: f.default
+            for f in dataclasses.fields(config)
+            if f.name in dests and f.name not in skip and f.default is not dataclasses.MISSING
+        }
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,17 +193,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--base", type=Path, help="checkpoint (run or step folder) to fine-tune")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    tr.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
-    tr.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
-    tr.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    tr.add_argument("--steps", type=int, help="optimizer steps (default %(default)s)")
+    tr.add_argument("--batch-size", type=int, help="global batch size (default %(default)s)")
+    tr.add_argument("--lr", type=float, help="peak learning rate (default %(default)s)")
     tr.add_argument(
         "--finetune",
-        choices=["full", "lora", "head"],
-        default="full",
-        help="which weights learn: all, LoRA adapters + action head, or the action head (default full)",
+        choices=FINETUNE,
+        help="which weights learn: all, LoRA adapters + action head, or the action head (default %(default)s)",
     )
-    tr.add_argument("--lora-rank", type=int, default=16, help="rank of the LoRA adapters (default 16)")
-    tr.add_argument("--val-episodes", type=int, default=0, help="episodes per dataset held out for validation loss")
+    tr.add_argument("--lora-rank", type=int, help="rank of the LoRA adapters (default %(default)s)")
+    tr.add_argument(
+        "--val-episodes", type=int, help="episodes per dataset held out for validation loss (default %(default)s)"
+    )
     tr.add_argument(
         "--eval-task",
         help="ROBOT/TASK evaluated in sim during training (each evaluated checkpoint as `vla eval` would); RUN/best "
@@ -197,10 +213,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--eval-every",
         type=int,
-        default=0,
         help="steps between sim evaluations, each with a checkpoint (default: with --eval-task, every checkpoint)",
     )
-    tr.add_argument("--eval-episodes", type=int, default=10, help="episodes per sim evaluation (default 10)")
+    tr.add_argument("--eval-episodes", type=int, help="episodes per sim evaluation (default %(default)s)")
     tr.add_argument(
         "--eval-max-steps", type=int, help="cap on each evaluation episode's control steps (default: the task's)"
     )
@@ -209,15 +224,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train on a dataset whose committed files fail their content checksums (refused by default)",
     )
-    tr.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (default 500)")
-    tr.add_argument("--keep", type=int, default=3, help="checkpoints kept besides the best (default 3)")
-    tr.add_argument("--log-every", type=int, default=10, help="steps between metric lines (default 10)")
+    tr.add_argument("--save-every", type=int, help="steps between checkpoints (default %(default)s)")
+    tr.add_argument("--keep", type=int, help="checkpoints kept besides the best (default %(default)s)")
+    tr.add_argument("--log-every", type=int, help="steps between metric lines (default %(default)s)")
     tr.add_argument(
         "--time-budget",
         help="wall-clock budget, e.g. 48h or 90m: the step count (at most --steps) and the "
         "learning-rate schedule are fitted to it, again at checkpoints if the pace changes",
     )
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=int, help="seed of the initialization, data order and noise (default %(default)s)")
     tr.add_argument("--no-augment", action="store_true", help="no image augmentation")
     tr.add_argument(
         "--max-shift",
@@ -228,9 +243,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--state-noise",
         type=float,
-        default=0.0,
         help="std of noise on the normalized robot state while training (e.g. 0.2): makes the policy use its "
-        "cameras instead of extrapolating the demonstration from the arm's pose (default 0)",
+        "cameras instead of extrapolating the demonstration from the arm's pose (default %(default)s)",
     )
     tr.add_argument(
         "--execute",
@@ -242,18 +256,17 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--env-state-weight",
         type=float,
-        default=0.0,
         metavar="W",
         help="also regress the recorded object positions (observation.environment_state, which `vla record` stores "
         "in simulation) from the cameras, with this loss weight (e.g. 1): a training-only target that teaches the "
-        "cameras where the objects are; the policy never reads it (default 0: off)",
+        "cameras where the objects are; the policy never reads it (default %(default)s: off)",
     )
     tr.add_argument(
         "--state-dropout",
         type=float,
-        default=0.0,
         help="fraction of training samples shown without the robot state (e.g. 0.3): those must be predicted from "
-        "the cameras alone, which then learn where the objects are instead of leaving it to the state (default 0)",
+        "the cameras alone, which then learn where the objects are instead of leaving it to the state "
+        "(default %(default)s)",
     )
     tr.add_argument(
         "--delta-actions",
@@ -271,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         help="multi-host: call jax.distributed.initialize() (reads JAX_COORDINATOR_ADDRESS etc.)",
     )
     tr.add_argument("--json", action="store_true", help="print a JSON summary")
+    _config_defaults(tr, TrainConfig, skip=("preset", "model"))
 
     ev = sub.add_parser(
         "eval",
