@@ -76,6 +76,23 @@ def test_success_counts_at_any_step_and_can_end_the_episode():
     assert (res.steps, res.reason, res.success) == (2, "success", True)
 
 
+def test_until_done_false_runs_past_termination_and_execute_changes_only_the_executed_action():
+    """A replay runs every recorded action (termination does not end it, ``max_steps`` does); ``execute`` perturbs
+    what the env is stepped with while ``on_frame`` sees ``act``'s clean action (DART recording)."""
+    env, frames = Counter(goal=3), []
+    res = run_episode(
+        GymSource(env, 0, until_done=False, execute=lambda a: 2 * a),
+        lambda obs: ONE,
+        hz=50,
+        max_steps=5,
+        on_frame=lambda t, obs, action: frames.append((obs["state"][0], action[0])),
+    )
+    assert (res.steps, res.reason, res.success) == (5, "max_steps", True)  # succeeded at step 2, ran on to 5
+    assert frames == [(0, 1), (2, 1), (4, 1), (6, 1), (8, 1)] and env.x == 10  # recorded 1, executed 2
+    res = run_episode(GymSource(Counter(goal=3), 0, execute=lambda a: 2 * a), lambda obs: ONE, hz=50, max_steps=5)
+    assert (res.steps, res.reason) == (2, "success")  # until_done (the default): the env's termination ends it
+
+
 def test_paced_50hz_achieves_20ms_periods():
     res = run_episode(GymSource(Counter(), 0), lambda obs: ONE, hz=50, max_seconds=0.3, paced=True)
     p = res.period_ms()

@@ -370,7 +370,8 @@ def _parser() -> argparse.ArgumentParser:
         "--quantize",
         choices=["none", "bf16", "int8", "int4"],
         default="none",
-        help="weight storage: float32, bfloat16, int8 per channel, int4 in groups of 64 (default none)",
+        help="weight storage: float32, bfloat16, int8 per output channel, int4 per group of 32-128 input rows "
+        "(docs/export.md; default none)",
     )
     ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="artifact to write, e.g. policy.vla")
     ex.add_argument("--check-task", metavar="ROBOT/TASK", help="also compare float vs exported success rates in sim")

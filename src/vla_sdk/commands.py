@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vla_sdk.errors import UsageError
+from vla_sdk.errors import EXIT_INTERRUPTED, UsageError
 
 
 def doctor(args) -> int:
@@ -291,6 +291,8 @@ def run_policy(args) -> int:
         f"({out['seconds']:.1f} s, {out['late_steps']} late steps); video {out['video']}"
         + (f"\nstopped: {out['stopped']}" if out["stopped"] else "")
     )
+    if out["ended"] == "interrupted":  # Ctrl-C: the run stopped at the operator's request
+        return EXIT_INTERRUPTED
     return 1 if out["stopped"] else 0  # the robot stopped early (unsafe action or observation, failed inference)
 
 

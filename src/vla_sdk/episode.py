@@ -1,7 +1,8 @@
 """The one episode loop: a source (a simulated env or a robot), an ``act(obs) -> action`` callable, paced in real time
 or not, with a per-step frame callback; and the one film helper (video stride and fps, camera tiling).
 
-`vla sim run`, `vla eval`, `vla run` (and, next, `vla record`) all run their episodes through :func:`run_episode`:
+`vla sim run`, `vla eval`, `vla run` and `vla record` (scripted, replay) all run their episodes through
+:func:`run_episode`:
 
     source = GymSource(env, seed)                       # or robot.RobotSource(robot)
     film = Film(env.control_hz, lambda obs: env.render_frame(), path="ep.mp4")
@@ -61,7 +62,9 @@ class GymSource:
     info)``; :class:`vla_sdk.sim.env.VlaEnv`, :class:`vla_sdk.envmap.MappedEnv`, any ``gymnasium.Env``) as a source
     for one episode from ``seed``. Success counts at any step (as LeRobot counts ``is_success``): ``success(info)``
     (default ``info["success"]``, else ``info["is_success"]``); the episode is done when the env terminates or
-    truncates, or at the first success with ``end_on_success``."""
+    truncates (never with ``until_done=False``: a replay runs all its recorded actions, ``max_steps`` ends it), or at
+    the first success with ``end_on_success``. ``execute(action)``: the action the env is stepped with (DART noise
+    on a recorder's executed action), while ``act``'s own action is the one ``on_frame`` sees and records."""
 
     def __init__(
         self,
@@ -69,8 +72,11 @@ class GymSource:
         seed: int | None = None,
         success: Callable[[dict], bool] | None = None,
         end_on_success: bool = False,
+        until_done: bool = True,
+        execute: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.env, self.seed, self.end_on_success = env, seed, end_on_success
+        self.until_done, self.execute = until_done, execute
         self._success_of = success or (lambda info: bool(info.get("success", info.get("is_success", False))))
         self.obs: dict | None = None
         self.info: dict = {}
@@ -86,9 +92,12 @@ class GymSource:
         return self.obs
 
     def step(self, action: np.ndarray) -> None:
+        if self.execute is not None:
+            action = self.execute(action)
         self.obs, _, terminated, truncated, self.info = self.env.step(action)
         self.success = self.success or bool(self._success_of(self.info))
-        self.done = bool(terminated or truncated or (self.success and self.end_on_success))
+        ended = self.until_done and (terminated or truncated)
+        self.done = bool(ended or (self.success and self.end_on_success))
 
 
 @dataclass

@@ -26,7 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vla_sdk.data import layout as L
-from vla_sdk.data.writer import DatasetWriter, repair_meta
+from vla_sdk.data.writer import DatasetWriter, EpisodeWriter, repair_meta
+from vla_sdk.episode import EpisodeResult, GymSource, run_episode
 from vla_sdk.errors import InputError, UsageError
 from vla_sdk.interrupt import StopRequest
 from vla_sdk.sim.env import VlaEnv
@@ -118,6 +119,49 @@ def object_positions(writer: DatasetWriter, env: VlaEnv) -> np.ndarray | None:
     return env.physics.object_positions() if L.ENV_STATE in writer.features else None
 
 
+def record_episode(
+    env: VlaEnv,
+    writer: DatasetWriter,
+    seed: int,
+    extra: dict,
+    actions: np.ndarray | None = None,
+    noise: ActionNoise | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[EpisodeWriter, EpisodeResult, list[np.ndarray]]:
+    """One episode from ``seed`` through :func:`vla_sdk.episode.run_episode`: the task's scripted expert (built after
+    the reset) until success or the time limit, or (``actions``) every recorded action re-executed, whatever the env
+    says about being done. Each frame is the observation before the step, the action (the clean one: ``noise`` only
+    perturbs what is executed) and the object positions at that instant. Returns the episode (still open: the caller
+    commits or discards it), the loop's result (success: at any step) and the states recorded."""
+    ep: list[EpisodeWriter] = []
+    expert: list = []
+    states: list[np.ndarray] = []
+    replay = None if actions is None else iter(actions)
+
+    def start(obs: dict) -> None:
+        ep.append(writer.begin_episode(env.instruction, seed=seed, extra=extra))
+        if replay is None:
+            expert.append(env.make_expert())
+
+    def act(obs: dict) -> np.ndarray:
+        return expert[0].act() if replay is None else np.asarray(next(replay), np.float64)
+
+    def frame(t: int, obs: dict, action: np.ndarray) -> None:
+        ep[0].add(obs.get("images", {}), obs["state"], action, object_positions(writer, env))
+        states.append(obs["state"])
+
+    result = run_episode(
+        GymSource(env, seed, until_done=actions is None, execute=noise),
+        act,
+        hz=env.control_hz,
+        max_steps=env.max_steps if actions is None else len(actions),
+        on_start=start,
+        on_frame=frame,
+        should_stop=should_stop,
+    )
+    return ep[0], result, states
+
+
 def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Record until the dataset holds ``cfg.episodes`` episodes; returns a JSON-ready summary."""
     env = VlaEnv(cfg.task, cameras=cfg.cameras, image_size=cfg.image_size, control_hz=cfg.fps)
@@ -149,22 +193,12 @@ def record(cfg: RecordConfig, progress: bool = True, log: Callable[[str], None] 
             else:
                 seed, actions = cfg.seed + attempt, None
             attempt += 1
-            obs, _ = env.reset(seed=seed)
             extra = {"teleop": cfg.teleop, **({"action_noise": cfg.action_noise} if cfg.action_noise else {})}
-            ep = writer.begin_episode(env.instruction, seed=seed, extra=extra)
-            policy = env.make_expert() if cfg.teleop == "scripted" else None
             noise = None
-            if cfg.action_noise and policy is not None:
+            if cfg.action_noise and cfg.teleop == "scripted":
                 noise = ActionNoise(env.embodiment, cfg.action_noise, cfg.noise_tau, 1.0 / env.control_hz, seed)
-            success, states = False, []
-            for t in range(env.max_steps if actions is None else len(actions)):
-                action = policy.act() if policy is not None else np.asarray(actions[t], np.float64)
-                ep.add(obs.get("images", {}), obs["state"], action, object_positions(writer, env))
-                states.append(obs["state"])
-                obs, _, terminated, truncated, info = env.step(noise(action) if noise else action)
-                success = bool(info["success"])
-                if interrupted.requested or ((terminated or truncated) and actions is None):
-                    break
+            ep, result, states = record_episode(env, writer, seed, extra, actions, noise, lambda: interrupted.requested)
+            success = bool(result.success)
             if interrupted.requested:
                 ep.discard()
                 break
