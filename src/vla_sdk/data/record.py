@@ -5,8 +5,10 @@ Sources (``--teleop``):
   replay    re-executes the actions of an existing dataset's episodes from their seeds (a determinism check)
   keyboard  a person drives the end effector from a terminal (see :mod:`vla_sdk.data.keyboard`)
 
-Each episode stores its instruction (the LeRobot task), seed, and a success label from the task's predicate. One
-frame = the observation before a step and the action taken in it.
+Each episode stores its instruction (the LeRobot task), seed, and a success label from the task's predicate: success
+at any step, as LeRobot counts it (a replay runs on through all its recorded actions after succeeding). One frame =
+the observation before a step and the action taken in it. Scripted and replay episodes run through the one episode
+loop, :func:`vla_sdk.episode.run_episode`.
 
 ``--action-noise S`` (scripted only) records DART-style demonstrations: the robot executes the expert's action plus
 slowly varying Gaussian noise on the arm joints (std S rad, correlation time ``noise_tau`` s; grippers are left
