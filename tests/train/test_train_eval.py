@@ -1,6 +1,7 @@
 """`vla train --eval-task`: closed-loop sim evaluation during training keeps the best checkpoint by success rate."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +9,7 @@ from vla_sdk.cli import main
 from vla_sdk.errors import UsageError
 from vla_sdk.policy import Policy
 from vla_sdk.train.config import TrainConfig
-from vla_sdk.train.loop import _score
+from vla_sdk.train.loop import _score, train
 
 
 def _records(run) -> list[dict]:
@@ -41,13 +42,27 @@ def test_eval_every_evaluates_in_sim_and_keeps_the_best_by_success_rate(fr3_demo
     assert kept.meta["metrics"]["success_rate"] == best
 
 
-def test_eval_task_without_eval_every_evaluates_every_checkpoint(fr3_demos, cache, tmp_path, capsys):
+def test_without_eval_every_every_checkpoint_is_evaluated_and_the_best_rate_kept(fr3_demos, cache, tmp_path):
+    """--eval-task alone evaluates each checkpoint; best/ keeps the highest success rate even when a later one is
+    worse (the tiny model scores 0 in sim, so the evaluator here is a table: checkpoint step -> rate)."""
+    rates = {1: 0.5, 2: 1.0, 3: 0.0}
+    seen = []
+
+    def sim_eval(checkpoint, task, episodes, max_steps):
+        step = int(Path(checkpoint).name)
+        seen.append((step, task, episodes, max_steps))
+        assert Policy.load(checkpoint).meta["train_config"]["steps"] == 3  # a saved, loadable checkpoint
+        return {"successes": int(rates[step] * episodes), "episodes": episodes, "success_rate": rates[step]}
+
     run = tmp_path / "run"
-    extra = ["--steps", "2", "--save-every", "1", "--eval-task", "fr3/pick_place"]
-    assert _train(fr3_demos, run, cache, *extra, "--eval-episodes", "1", "--eval-max-steps", "2") == 0
-    evals = [r["step"] for r in _records(run) if "success_rate" in r]
-    assert evals == [1, 2]
+    cfg = TrainConfig(
+        data=(str(fr3_demos),), out=str(run), preset="vla-tiny", steps=3, batch_size=4, save_every=1,
+        eval_task="fr3/pick_place", eval_episodes=2, eval_max_steps=5, augment=False, cache_dir=str(cache),
+    )  # fmt: skip
+    train(cfg, progress=False, log=lambda m: None, sim_eval=sim_eval)
+    assert seen == [(1, "fr3/pick_place", 2, 5), (2, "fr3/pick_place", 2, 5), (3, "fr3/pick_place", 2, 5)]
     assert _steps(run / "best") == [2]
+    assert Policy.load(run / "best" / "2").meta["metrics"]["success_rate"] == 1.0
 
 
 def test_best_is_chosen_by_success_rate_not_validation_loss():
