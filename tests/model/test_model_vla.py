@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from vla_sdk.errors import InputError
 from vla_sdk.model import (
     VLA,
     Batch,
@@ -112,7 +113,7 @@ def test_dict_conversion():
 def test_input_errors_name_the_problem(tiny):
     obs = fake_obs(CFG, 2, 9)
     extra = dataclasses.replace(obs, images=dict(obs.images, cam_high=obs.images["cam_wrist"]))
-    with pytest.raises(KeyError, match="cam_high"):
+    with pytest.raises(InputError, match="cam_high"):
         tiny("l1").sample_actions(extra, KEY)
     small = dataclasses.replace(obs, images=dict(obs.images, cam_wrist=obs.images["cam_wrist"][:, :16]))
     with pytest.raises(ValueError, match="cam_wrist"):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from vla_sdk.cli import main
+from vla_sdk.errors import InputError
 from vla_sdk.evaluation import replay
 from vla_sdk.policy import Policy
 from vla_sdk.train.config import TrainConfig, parse_duration
@@ -177,7 +178,7 @@ def test_corrupted_checkpoint_is_named_and_kept(demos, cache, tmp_path):
     for f in files:  # a disk that ate the checkpoint
         f.write_bytes(b"garbage")
     victim = files[0]
-    with pytest.raises(RuntimeError, match=r"checkpoints/10 cannot be read.*left untouched"):
+    with pytest.raises(InputError, match=r"checkpoints/10 cannot be read.*left untouched"):
         train(
             TrainConfig(data=(str(demos),), out=str(run), cache_dir=str(cache), steps=20), resume=True, progress=False
         )
