@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vla_sdk.runner",
             "vla_sdk.envmap",
             "vla_sdk.evaluation",
+            "vla_sdk.eval_config",
             "vla_sdk.live",
             "vla_sdk.export",
             "vla_sdk.serving",

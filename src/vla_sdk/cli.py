@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from vla_sdk import __version__, commands, compile_cache
+from vla_sdk.data.record_config import TELEOPS, RecordConfig
 from vla_sdk.errors import EXIT_BUG, EXIT_INTERRUPTED, VlaError
 from vla_sdk.train.config import FINETUNE, TrainConfig
 
@@ -137,15 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("task", metavar="ROBOT/TASK", help="e.g. aloha2/transfer_cube (see `vla sim list`)")
     rec.add_argument(
         "--teleop",
-        default="scripted",
-        choices=["scripted", "keyboard", "replay"],
-        help="who drives: the task's scripted expert, a person at the keyboard, or a dataset's actions",
+        choices=TELEOPS,
+        help="who drives: the task's scripted expert, a person at the keyboard, or a dataset's actions "
+        "(default %(default)s)",
     )
-    rec.add_argument("--episodes", type=int, default=10, help="episodes the dataset should hold (default 10)")
+    rec.add_argument("--episodes", type=int, help="episodes the dataset should hold (default %(default)s)")
     rec.add_argument("--out", type=Path, help="dataset folder (default demos/<robot>_<task>)")
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
     rec.add_argument("--fps", type=int, help="recording and control rate (default: the robot's control rate)")
-    rec.add_argument("--seed", type=int, default=0, help="episode k uses seed + k (default 0)")
+    rec.add_argument("--seed", type=int, help="episode k uses seed + k (default %(default)s)")
     rec.add_argument("--cameras", nargs="+", help="cameras to record (default: all of the robot's)")
     rec.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="image size (default: robot's)")
     rec.add_argument("--source", type=Path, help="--teleop replay: the dataset whose actions are re-executed")
@@ -153,10 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--action-noise",
         type=float,
-        default=0.0,
         metavar="RAD",
         help="scripted: execute the expert's arm actions plus slowly varying noise of this std (rad) and record "
-        "the clean actions (DART: demonstrations that show corrections; try 0.02; default 0 = none)",
+        "the clean actions (DART: demonstrations that show corrections; try 0.02; default %(default)s: none)",
     )
     rec.add_argument("--force", action="store_true", help="delete an existing dataset at --out and start over")
     rec.add_argument(
@@ -165,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
         help="--resume: continue even if committed files fail their SHA-256 checksums (default: refuse, naming them)",
     )
     rec.add_argument("--json", action="store_true", help="print a JSON summary")
+    _config_defaults(rec, RecordConfig)
 
     tr = sub.add_parser(
         "train",
@@ -302,27 +303,38 @@ def _parser() -> argparse.ArgumentParser:
         "(fields: docs/evaluation.md, vla_sdk/envmap.py)",
     )
     where.add_argument("--replay", type=Path, metavar="DATASET", help="offline: compare chunks with recorded actions")
-    from vla_sdk.runner import STRATEGIES, RunnerConfig  # numpy only: the defaults of the runner itself
+    # numpy only (no flax, no mujoco). The eval flags default to None, not to EvalConfig's values: --replay has
+    # defaults of its own and refuses the flags it does not use, so it must see which were given; the help shows
+    # EvalConfig's defaults, which apply to the rest.
+    from vla_sdk.eval_config import EvalConfig
+    from vla_sdk.runner import STRATEGIES, RunnerConfig
 
     ev.add_argument(
         "--episodes",
         type=int,
-        help="episodes (default 10); with --replay: replay the dataset's first N episodes (default all)",
+        help=f"episodes (default {EvalConfig.episodes}); with --replay: replay the dataset's first N episodes "
+        "(default all)",
     )
     ev.add_argument(
         "--seed",
         type=int,
-        help="episode i uses seed + i (default 100000); with --replay: dataset episode k is replayed with the "
-        "policy's sampling noise seeded seed + k (default 0)",
+        help=f"episode i uses seed + i (default {EvalConfig.seed}); with --replay: dataset episode k is replayed "
+        "with the policy's sampling noise seeded seed + k (default 0)",
     )
-    ev.add_argument("--workers", type=int, help="parallel worker processes (default 1; --replay runs in one process)")
     ev.add_argument(
-        "--video-dir", type=Path, help="videos of the first episodes and of failures (--env-map: the env's cameras)"
+        "--workers",
+        type=int,
+        help=f"parallel worker processes (default {EvalConfig.workers}; --replay runs in one process)",
+    )
+    ev.add_argument(
+        "--video-dir",
+        type=Path,
+        help=f"videos of the first {EvalConfig.video_first} episodes and of failures (--env-map: the env's cameras)",
     )
     ev.add_argument(
         "--execution",
         choices=STRATEGIES,
-        help=f"how chunks become actions (default {RunnerConfig.execution})",
+        help=f"how chunks become actions (default {EvalConfig.execution})",
     )
     ev.add_argument(
         "--execute", type=int, help="actions executed per chunk (default: as trained with --execute, else half)"

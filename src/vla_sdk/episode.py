@@ -1,7 +1,7 @@
 """The one episode loop: a source (a simulated env or a robot), an ``act(obs) -> action`` callable, paced in real time
 or not, with a per-step frame callback; and the one film helper (video stride and fps, camera tiling).
 
-`vla sim run`, `vla eval`, `vla run` and `vla record` (scripted, replay) all run their episodes through
+`vla sim run`, `vla eval`, `vla run` and `vla record` (scripted, replay, keyboard) all run their episodes through
 :func:`run_episode`:
 
     source = GymSource(env, seed)                       # or robot.RobotSource(robot)

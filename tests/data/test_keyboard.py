@@ -178,6 +178,43 @@ def test_keyboard_sigint_keeps_dataset_consistent(tmp_path, session):
     _assert_no_leftovers(out, 0)
 
 
+def test_an_episode_the_env_ended_is_held_unstepped_until_the_operator_saves_it(tmp_path, monkeypatch):
+    """In process, on a pty: the env's time limit (5 steps here) ends the episode after exactly 5 frames; it is then
+    held (still reading keys, never stepped again) until "n" saves it, however long the operator takes."""
+    import vla_sdk.data.keyboard as kb
+
+    class Short(kb.VlaEnv):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.max_steps = 5
+
+    monkeypatch.setattr(kb, "VlaEnv", Short)
+    master, slave = pty.openpty()
+    out = io.StringIO()
+
+    def operator():
+        deadline = time.monotonic() + 60
+        while "time limit: n save" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # held: ~15 more ticks at 50 Hz that must not step the env
+        os.write(master, b"n")
+
+    typist = threading.Thread(target=operator, daemon=True)
+    typist.start()
+    cfg = RecordConfig(
+        TASK, tmp_path / "kb", episodes=1, teleop="keyboard", cameras=("cam_wrist",), image_size=(32, 32)
+    )
+    try:
+        with open(slave, closefd=False) as stream:
+            summary = record_keyboard(cfg, stream=stream, out=out)
+    finally:
+        typist.join(5)
+        os.close(master)
+        os.close(slave)
+    assert summary["per_episode"] == [{"episode_index": 0, "seed": 0, "success": False, "frames": 5}], out.getvalue()
+    assert Dataset(cfg.out).episodes[0]["length"] == 5
+
+
 def test_keyboard_needs_a_terminal(tmp_path):
     cfg = RecordConfig(task=TASK, out=tmp_path / "kb", episodes=1, teleop="keyboard")
     with pytest.raises(ValueError, match="--teleop scripted"):

@@ -1,12 +1,14 @@
 """`vla record --teleop keyboard`: a person drives the end effector from a terminal, in real time.
 
 The terminal is put in cbreak mode (keys arrive one at a time, unechoed; Ctrl-C still sends SIGINT) and restored on
-every way out. Each control tick (paced at the env's control rate) reads the pending keys, moves the Cartesian
-target of the active end effector, solves IK (one :class:`EndEffectorIK` for the robot, reset from the state at
-episode start) and steps the env with the joint targets plus the gripper openings. Each key press moves the target
-one increment (a held key repeats at the terminal's auto-repeat rate). The episode stops stepping at the task's
-time limit or on success and waits for the operator to save, discard or re-record it. The success label is the
-task's predicate when the episode is saved. The UI goes to stderr, so ``--json`` output on stdout stays clean.
+every way out. Episodes run through the one episode loop, :func:`vla_sdk.episode.run_episode`, paced at the env's
+control rate: before each step the pending keys are read (its ``should_stop``: a save, discard, redo or quit key
+ends the episode before another step), moving the Cartesian target of the active end effector; the step's action
+is IK's joint targets (one :class:`EndEffectorIK` for the robot, reset from the state at episode start) plus the
+gripper openings. Each key press moves the target one increment (a held key repeats at the terminal's auto-repeat
+rate). The episode stops stepping at the task's time limit or on success and is held, keys still read, until the
+operator saves, discards or re-records it. The success label is the task's predicate when the episode is saved.
+The UI goes to stderr, so ``--json`` output on stdout stays clean.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections import deque
 import numpy as np
 
 from vla_sdk.data.record import RecordConfig, object_positions, open_dataset, summarize
+from vla_sdk.episode import GymSource, run_episode
 from vla_sdk.errors import InputError
 from vla_sdk.interrupt import StopRequest
 from vla_sdk.sim.env import VlaEnv
@@ -143,7 +146,7 @@ def record_keyboard(cfg: RecordConfig, stream=None, out=None) -> dict:
 
 
 class _Session:
-    """The per-episode control loop."""
+    """One operator's episodes: the keys, the IK and the grippers around :func:`vla_sdk.episode.run_episode`."""
 
     def __init__(self, env: VlaEnv, writer, term: _Terminal, interrupted: StopRequest, cfg: RecordConfig, out):
         self.env, self.writer, self.term, self.cfg, self.out = env, writer, term, cfg, out
@@ -162,77 +165,105 @@ class _Session:
         self.active = 0
 
     def episode(self, seed: int) -> tuple[str, dict | None]:
-        """Run one episode; returns ("save", result) | ("discard" | "redo" | "quit" | "interrupt", None)."""
-        env, ik = self.env, self.ik
-        obs, _ = env.reset(seed=seed)
-        ep = self.writer.begin_episode(env.instruction, seed=seed, extra={"teleop": "keyboard", "paced": True})
+        """One episode through :func:`vla_sdk.episode.run_episode`, paced at the control rate: the keys are read
+        before every step (its ``should_stop``), so a save, discard, redo or quit key ends the episode there, before
+        another step. When the env ends it (success or the time limit) the episode is held, no longer stepped, until
+        the operator's key. Returns ("save", result) | ("discard" | "redo" | "quit" | "interrupt", None)."""
+        self.seed, self.ep, self.outcome, self.result = seed, None, None, None
+        self.msg, self.done, self.tick = self.env.instruction, False, 0
         try:
-            ik.reset(obs["state"])
-            targets = {n: ik.pose(n) for n in self.ees}
-            grip = {n: float(obs["state"][i]) for n, i in self.grip_index.items()}
-            goal = {n: self.open[n] if self._is_open(n, g) else self.closed[n] for n, g in grip.items()}
-            done, msg, tick = False, env.instruction, 0
-            next_tick = time.perf_counter()
-            while True:
-                if self.interrupted.requested:
-                    return "interrupt", None
-                self.term.poll()
-                pressed = bool(self.term.pending)
-                while self.term.pending:
-                    key = self.term.pending.popleft()
-                    ee = self.ees[self.active]
-                    if key in SAVE:
-                        if len(ep) == 0:
-                            msg = "nothing recorded yet"
-                            continue
-                        success = env.success()
-                        idx = ep.commit(success=success)
-                        return "save", {"episode_index": idx, "seed": seed, "success": success, "frames": len(ep)}
-                    if key in DISCARD + REDO + QUIT:
-                        ep.discard()
-                        return {"x": "discard", "z": "redo"}.get(key, "quit"), None
-                    if key == "\t" and len(self.ees) > 1:
-                        self.active = (self.active + 1) % len(self.ees)
-                    elif key == " ":
-                        goal[ee] = self.closed[ee] if goal[ee] == self.open[ee] else self.open[ee]
-                    elif done:
-                        continue
-                    elif key in MOVES:
-                        axis, sign = MOVES[key]
-                        pos = targets[ee][0].copy()
-                        pos[axis] += sign * STEP
-                        pos[2] = max(pos[2], MIN_Z)
-                        targets[ee] = (pos, targets[ee][1])
-                    elif key in "qe":
-                        a = YAW_STEP if key == "q" else -YAW_STEP
-                        rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
-                        targets[ee] = (targets[ee][0], rz @ targets[ee][1])
-                if not done:
-                    action = ik.solve(targets, self.dt)
-                    for n, i in self.grip_index.items():
-                        rate = abs(self.open[n] - self.closed[n]) * self.dt / GRIP_SECONDS
-                        grip[n] += float(np.clip(goal[n] - grip[n], -rate, rate))
-                        action[i] = grip[n]
-                        lead = targets[n][0] - ik.pose(n)[0]
-                        if np.linalg.norm(lead) > MAX_LEAD:  # unreachable: pull the target back
-                            targets[n] = (ik.pose(n)[0] + lead * MAX_LEAD / np.linalg.norm(lead), targets[n][1])
-                    ep.add(obs.get("images", {}), obs["state"], action, object_positions(self.writer, env))
-                    obs, _, terminated, truncated, _ = env.step(action)
-                    if terminated or truncated:
-                        done = True
-                        msg = ("task solved" if terminated else "time limit") + ": n save, x discard, z redo"
-                tick += 1
-                if pressed or tick % self.status_every == 0:
-                    self._status(seed, grip, len(ep), msg)
-                next_tick += self.dt
-                wait = next_tick - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                elif wait < -self.dt:  # far behind (a stall): do not rush to catch up
-                    next_tick = time.perf_counter()
+            res = run_episode(
+                GymSource(self.env, seed),
+                self._act,
+                hz=self.env.control_hz,
+                paced=True,
+                on_start=self._start,
+                on_frame=self._frame,
+                should_stop=self._keys,
+            )
+            if self.outcome is None:  # the env ended it: hold the episode until the operator decides
+                self.done = True
+                why = {"success": "task solved", "done": "time limit"}.get(res.reason, res.stopped or res.reason)
+                self.msg = f"{why}: n save, x discard, z redo"
+                while not self._keys():
+                    time.sleep(self.dt)
+            return self.outcome, self.result
         finally:
-            if not ep.closed:
-                ep.discard()
+            if self.ep is not None and not self.ep.closed:
+                self.ep.discard()
+
+    def _start(self, obs: dict) -> None:
+        """The episode's start (after the env's reset): its dataset episode, the IK, targets and grippers."""
+        self.ep = self.writer.begin_episode(
+            self.env.instruction, seed=self.seed, extra={"teleop": "keyboard", "paced": True}
+        )
+        self.ik.reset(obs["state"])
+        self.targets = {n: self.ik.pose(n) for n in self.ees}
+        self.grip = {n: float(obs["state"][i]) for n, i in self.grip_index.items()}
+        self.goal = {n: self.open[n] if self._is_open(n, g) else self.closed[n] for n, g in self.grip.items()}
+
+    def _keys(self) -> bool:
+        """Apply the keys pressed since the last tick and refresh the status line; True once the episode is over
+        (saved, discarded, to redo, quit, or Ctrl-C), ``self.outcome`` saying which. Moves are ignored once the
+        env has ended the episode (``self.done``)."""
+        if self.interrupted.requested:
+            self.outcome = "interrupt"
+            return True
+        self.term.poll()
+        pressed = bool(self.term.pending)
+        targets = self.targets
+        while self.term.pending:
+            key = self.term.pending.popleft()
+            ee = self.ees[self.active]
+            if key in SAVE:
+                if len(self.ep) == 0:
+                    self.msg = "nothing recorded yet"
+                    continue
+                success = self.env.success()
+                idx = self.ep.commit(success=success)
+                self.outcome = "save"
+                self.result = {"episode_index": idx, "seed": self.seed, "success": success, "frames": len(self.ep)}
+                return True
+            if key in DISCARD + REDO + QUIT:
+                self.ep.discard()
+                self.outcome = {"x": "discard", "z": "redo"}.get(key, "quit")
+                return True
+            if key == "\t" and len(self.ees) > 1:
+                self.active = (self.active + 1) % len(self.ees)
+            elif key == " ":
+                self.goal[ee] = self.closed[ee] if self.goal[ee] == self.open[ee] else self.open[ee]
+            elif self.done:
+                continue
+            elif key in MOVES:
+                axis, sign = MOVES[key]
+                pos = targets[ee][0].copy()
+                pos[axis] += sign * STEP
+                pos[2] = max(pos[2], MIN_Z)
+                targets[ee] = (pos, targets[ee][1])
+            elif key in "qe":
+                a = YAW_STEP if key == "q" else -YAW_STEP
+                rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+                targets[ee] = (targets[ee][0], rz @ targets[ee][1])
+        self.tick += 1
+        if pressed or self.tick % self.status_every == 0:
+            self._status(self.seed, self.grip, len(self.ep), self.msg)
+        return False
+
+    def _act(self, obs: dict) -> np.ndarray:
+        """This step's action: the joint targets IK finds for the end-effector targets, and each gripper moved
+        towards its goal (a full stroke per GRIP_SECONDS); a target the arm cannot follow is pulled back to it."""
+        action = self.ik.solve(self.targets, self.dt)
+        for n, i in self.grip_index.items():
+            rate = abs(self.open[n] - self.closed[n]) * self.dt / GRIP_SECONDS
+            self.grip[n] += float(np.clip(self.goal[n] - self.grip[n], -rate, rate))
+            action[i] = self.grip[n]
+            lead = self.targets[n][0] - self.ik.pose(n)[0]
+            if np.linalg.norm(lead) > MAX_LEAD:  # unreachable: pull the target back
+                self.targets[n] = (self.ik.pose(n)[0] + lead * MAX_LEAD / np.linalg.norm(lead), self.targets[n][1])
+        return action
+
+    def _frame(self, t: int, obs: dict, action: np.ndarray) -> None:
+        self.ep.add(obs.get("images", {}), obs["state"], action, object_positions(self.writer, self.env))
 
     def _is_open(self, ee: str, value: float) -> bool:
         return abs(value - self.open[ee]) <= abs(value - self.closed[ee])

@@ -7,8 +7,9 @@ Sources (``--teleop``):
 
 Each episode stores its instruction (the LeRobot task), seed, and a success label from the task's predicate: success
 at any step, as LeRobot counts it (a replay runs on through all its recorded actions after succeeding). One frame =
-the observation before a step and the action taken in it. Scripted and replay episodes run through the one episode
-loop, :func:`vla_sdk.episode.run_episode`.
+the observation before a step and the action taken in it. Every source's episodes (keyboard's too) run through the
+one episode loop, :func:`vla_sdk.episode.run_episode`. :class:`RecordConfig` lives in :mod:`vla_sdk.data.record_config`
+(no mujoco: the CLI reads its defaults) and is re-exported here.
 
 ``--action-noise S`` (scripted only) records DART-style demonstrations: the robot executes the expert's action plus
 slowly varying Gaussian noise on the arm joints (std S rad, correlation time ``noise_tau`` s; grippers are left
@@ -21,53 +22,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from vla_sdk.data import layout as L
+from vla_sdk.data.record_config import RecordConfig  # re-exported: callers import it from here
 from vla_sdk.data.writer import DatasetWriter, EpisodeWriter, repair_meta
 from vla_sdk.episode import EpisodeResult, GymSource, run_episode
 from vla_sdk.errors import InputError, UsageError
 from vla_sdk.interrupt import StopRequest
 from vla_sdk.sim.env import VlaEnv
-
-
-@dataclass
-class RecordConfig:
-    task: str  # ROBOT/TASK
-    out: Path  # dataset folder
-    episodes: int = 10  # episodes the dataset should hold when done (with --resume: in total)
-    teleop: str = "scripted"  # scripted | replay | keyboard
-    resume: bool = False  # continue an interrupted recording in `out`
-    fps: int | None = None  # recording = control rate; None: the robot's
-    seed: int = 0  # episode k uses seed + k
-    cameras: tuple[str, ...] | None = None  # None: all of the robot's cameras
-    image_size: tuple[int, int] | None = None  # None: the robot's default
-    source: Path | None = None  # replay: the dataset whose actions are re-executed
-    only_success: bool = False  # scripted: keep only successful episodes (retrying with the next seed)
-    force: bool = False  # delete an existing dataset at `out` and start over (never implied)
-    ignore_checksums: bool = False  # --resume: continue even if committed files fail their SHA-256 checksums
-    replay_tolerance: float = 1e-3  # replay: max |state - recorded state| allowed
-    action_noise: float = 0.0  # scripted: std (rad) of the noise added to the executed arm actions (DART)
-    noise_tau: float = 0.5  # seconds: correlation time of that noise
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.teleop not in ("scripted", "replay", "keyboard"):
-            raise UsageError(f"--teleop must be scripted, replay or keyboard, got {self.teleop!r}")
-        if self.episodes < 1:
-            raise UsageError(f"--episodes must be >= 1, got {self.episodes}")
-        if self.teleop == "replay" and self.source is None:
-            raise UsageError("--teleop replay needs --source DATASET (the dataset whose actions to re-execute)")
-        if not 0.0 <= self.action_noise <= 0.5:
-            raise UsageError(f"--action-noise must be in [0, 0.5] rad, got {self.action_noise}")
-        if self.action_noise and self.teleop != "scripted":
-            raise UsageError(f"--action-noise needs --teleop scripted, got --teleop {self.teleop}")
-        if self.noise_tau <= 0:
-            raise InputError(f"noise_tau must be > 0 seconds, got {self.noise_tau}")
 
 
 class ActionNoise:
