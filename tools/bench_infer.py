@@ -45,7 +45,7 @@ def main() -> None:
     policy = Policy(nnx.to_pure_dict(nnx.state(model, nnx.Param)), meta)
     rng = np.random.default_rng(0)
     obs = {
-        "images": {c: rng.integers(0, 256, (cfg.image_size, cfg.image_size, 3), np.uint8) for c in CAMERAS},
+        "images": {c: rng.integers(0, 256, (*cfg.image_size, 3), np.uint8) for c in CAMERAS},
         "state": rng.normal(size=a),
         "instruction": "put the red block in the bin",
     }
@@ -62,7 +62,7 @@ def main() -> None:
         "parameters": param_count(model),
         "dtype": dtype,
         "cameras": len(CAMERAS),
-        "image_px": cfg.image_size,
+        "image_px": list(cfg.image_size),
         "horizon": cfg.horizon,
         "flow_steps": cfg.flow_steps,
         "p50_ms": float(np.percentile(ms, 50)),
@@ -75,7 +75,8 @@ def main() -> None:
         print(json.dumps(res, indent=2))
     else:
         print(
-            f"{res['preset']} ({res['parameters'] / 1e6:.1f}M params, {dtype}, 2 cameras x {cfg.image_size} px, "
+            f"{res['preset']} ({res['parameters'] / 1e6:.1f}M params, {dtype}, 2 cameras x "
+            f"{cfg.image_size[0]}x{cfg.image_size[1]} px, "
             f"chunk {cfg.horizon}, {cfg.flow_steps} flow steps) on {res['device']} ({res['machine']}): "
             f"p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms over {args.calls} calls"
         )

@@ -87,7 +87,8 @@ def main() -> None:
     else:
         print(
             f"{args.preset} ({res['parameters'] / 1e6:.1f}M params, {dtype}) batch {args.batch_size}, 2 cameras x "
-            f"{cfg.image_size} px on {res['device']} x{res['devices']} ({res['machine']}): {sps:.1f} samples/s, "
+            f"{cfg.image_size[0]}x{cfg.image_size[1]} px on {res['device']} x{res['devices']} ({res['machine']}): "
+            f"{sps:.1f} samples/s, "
             f"peak memory {res['peak_memory_gb']:.2f} GB" + (f", MFU {mfu:.1%}" if mfu else "")
         )
 

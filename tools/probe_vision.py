@@ -8,7 +8,7 @@ the encoder learned nothing about the object in ``--steps`` steps (it predicts t
 the object is found. The policy gets the same pixels but a weaker signal (the action loss), so a camera that fails
 here will not teach the policy where the object is.
 
-    python tools/probe_vision.py --task aloha2/transfer_cube --body cube --camera cam_high cam_low --image-size 96
+    python tools/probe_vision.py --task aloha2/transfer_cube --body cube --camera cam_high --image-size 240 320
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from vla_sdk.model.config import get_preset  # noqa: E402
+from vla_sdk.model.config import get_preset, image_hw  # noqa: E402
 from vla_sdk.model.vision import make_vision_encoder  # noqa: E402
 from vla_sdk.sim.env import VlaEnv  # noqa: E402
 from vla_sdk.train.config import parse_model_fields  # noqa: E402
 
 
-def layouts(task: str, camera: str, body: str, size: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """First-frame images ``[N, size, size, 3]`` uint8 of ``frames`` layouts and the body's (x, y) ``[N, 2]``."""
-    env = VlaEnv(task, cameras=[camera], image_size=(size, size))
+def layouts(task: str, camera: str, body: str, size, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """First-frame images ``[N, H, W, 3]`` uint8 of ``frames`` layouts (``size``: (H, W) or one int for a square)
+    and the body's (x, y) ``[N, 2]``."""
+    env = VlaEnv(task, cameras=[camera], image_size=image_hw(size))
     try:
         env.physics.body_pos(body)
     except KeyError:
@@ -98,7 +99,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--task", default="aloha2/transfer_cube", help="ROBOT/TASK (default aloha2/transfer_cube)")
     ap.add_argument("--body", default="cube", help="the object's body name in the task's scene (default cube)")
     ap.add_argument("--camera", nargs="+", default=["cam_high"], help="camera(s) to probe, one at a time")
-    ap.add_argument("--image-size", type=int, default=96, help="square image size in pixels (default 96)")
+    ap.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=[96],
+        metavar="PX",
+        help="H W, or one side for a square (default 96)",
+    )
     ap.add_argument("--preset", default="vla-xs", help="model preset whose vision encoder is probed (default vla-xs)")
     ap.add_argument("--model", nargs="*", default=[], metavar="FIELD=VALUE", help="change preset fields")
     ap.add_argument("--frames", type=int, default=1000, help="layouts rendered; 20 %% held out (default 1000)")
@@ -110,12 +118,13 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.frames < 10:
         raise SystemExit(f"--frames must be at least 10 (8 to train, 2 held out), got {args.frames}")
+    if len(args.image_size) > 2:
+        raise SystemExit(f"--image-size takes H W or one side, got {args.image_size}")
+    size = image_hw(args.image_size if len(args.image_size) == 2 else args.image_size[0])
     results = []
     for camera in args.camera:
-        config = get_preset(args.preset).replace(
-            cameras=(camera,), image_size=args.image_size, **parse_model_fields(args.model)
-        )
-        images, xy = layouts(args.task, camera, args.body, args.image_size, args.frames, args.seed)
+        config = get_preset(args.preset).replace(cameras=(camera,), image_size=size, **parse_model_fields(args.model))
+        images, xy = layouts(args.task, camera, args.body, size, args.frames, args.seed)
         row = {"camera": camera, **probe(images, xy, config, args.steps, args.batch_size, args.lr, seed=0)}
         results.append(row)
         if not args.json:
@@ -130,7 +139,7 @@ def main(argv=None) -> dict:
         "body": args.body,
         "preset": args.preset,
         "model": args.model,
-        "image_size": args.image_size,
+        "image_size": list(size),
         "frames": args.frames,
         "steps": args.steps,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {jax.devices()[0].platform}",

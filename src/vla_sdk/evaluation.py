@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from vla_sdk.data.layout import ENV_STATE
 from vla_sdk.embodiment import load_embodiment
 from vla_sdk.episode import Film, GymSource, run_episode, tile
 from vla_sdk.errors import InputError, UsageError
+from vla_sdk.eval_config import EvalConfig  # re-exported: callers import it from here
 from vla_sdk.policy import Policy
 from vla_sdk.runner import PolicyRunner, RunnerConfig, resolve_execute
 
@@ -34,38 +35,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-@dataclass
-class EvalConfig:
-    policy: str  # run folder, checkpoint folder or exported artifact
-    task: str | None = None  # ROBOT/TASK of this SDK
-    env_map: str | dict | None = None  # third-party env: see vla_sdk.envmap
-    episodes: int = 10
-    seed: int = 100_000  # episode i uses seed + i (far from the seeds demonstrations are recorded with)
-    workers: int = 1
-    video_dir: str | None = None  # videos of the first `video_first` episodes and of failures
-    video_first: int = 2
-    max_failure_videos: int = 5
-    video_size: tuple[int, int] = (120, 160)
-    execution: str = RunnerConfig.execution  # one of runner.STRATEGIES
-    execute: int | None = None  # actions per chunk (None: runner.resolve_execute: as trained, else half the chunk)
-    delay_steps: int | None = None  # async: simulated inference delay in control steps (default: measured once)
-    max_steps: int | None = None  # cap on each episode's control steps (default: the task's or mapping's limit)
-
-    def __post_init__(self):
-        if (self.task is None) == (self.env_map is None):
-            raise UsageError("give exactly one of --task ROBOT/TASK or --env-map FILE")
-        if self.episodes < 1 or self.workers < 1:
-            raise UsageError("--episodes and --workers must be >= 1")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
-        RunnerConfig(execution=self.execution, execute=self.execute)  # validates the name and --execute
-        if self.delay_steps is not None and (self.execution != "async" or self.delay_steps < 0):
-            raise UsageError(
-                f"--delay-steps {self.delay_steps}: a simulated inference delay (>= 0 control steps) needs "
-                f"--execution async (got {self.execution!r})"
-            )
 
 
 def check_compatible(policy: Policy, task: str) -> None:
@@ -89,7 +58,7 @@ def _make_env(cfg: EvalConfig, policy: Policy):
         env = VlaEnv(
             cfg.task,
             cameras=policy.cameras,
-            image_size=(policy.image_size, policy.image_size),
+            image_size=tuple(policy.image_size),
             render_size=cfg.video_size,
         )
         if cfg.max_steps:

@@ -65,7 +65,7 @@ class Policy:
         return self.config.cameras
 
     @property
-    def image_size(self) -> int:
+    def image_size(self) -> tuple[int, int]:
         return self.config.image_size
 
     @property

@@ -26,8 +26,8 @@ class Policy(Protocol):
         ...
 
     @property
-    def image_size(self) -> int:
-        """Side of the square each camera image is resized to (pixels)."""
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) each camera image is resized to (pixels)."""
         ...
 
     @property

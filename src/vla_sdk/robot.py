@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from vla_sdk.episode import GymSource
+from vla_sdk.model.config import image_hw
 from vla_sdk.sim.env import VlaEnv
 
 
@@ -26,11 +27,11 @@ class SimRobot:
         self,
         task: str,
         cameras: tuple[str, ...],
-        image_size: int,
+        image_size: tuple[int, int] | int,
         seed: int = 0,
         render_size: tuple[int, int] = (120, 160),
     ):
-        self.env = VlaEnv(task, cameras=cameras, image_size=(image_size, image_size), render_size=render_size)
+        self.env = VlaEnv(task, cameras=cameras, image_size=image_hw(image_size), render_size=render_size)
         self.embodiment = self.env.embodiment
         self.control_hz = self.env.control_hz
         self.seed = seed

@@ -53,11 +53,13 @@ class Normalizer:
         return (np.asarray(y, np.float32) * self.std + self.mean).astype(np.float32)
 
 
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [..., h, w, 3] -> uint8 [..., size, size, 3] (antialiased bilinear); a no-op at the right size."""
-    if images.shape[-3:-1] == (size, size):
+def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [..., h, w, 3] -> uint8 [..., H, W, 3] for ``size`` (H, W) (antialiased bilinear); a no-op at the right
+    size. An image of another aspect ratio is stretched, as in training: the frame cache resizes the same way."""
+    size = tuple(size)
+    if images.shape[-3:-1] == size:
         return images
-    shape = (*images.shape[:-3], size, size, images.shape[-1])
+    shape = (*images.shape[:-3], *size, images.shape[-1])
     out = jax.image.resize(np.asarray(images, np.float32), shape, method="linear", antialias=True)
     return np.clip(np.round(np.asarray(out)), 0, 255).astype(np.uint8)
 

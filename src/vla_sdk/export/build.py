@@ -103,7 +103,7 @@ def trace_function(cfg: ModelConfig, treedef, qmeta: dict, stored: dict, platfor
         return vla.sample_actions(obs, jax.random.wrap_key_data(key_data, impl=impl))
 
     sd = jax.ShapeDtypeStruct
-    inputs = [(f"image:{c}", (1, cfg.image_size, cfg.image_size, 3), "uint8") for c in cams]
+    inputs = [(f"image:{c}", (1, *cfg.image_size, 3), "uint8") for c in cams]
     inputs += [("state", (1, s), "float32"), ("state_mask", (1, s), "bool"), ("tokens", (1, length), "int32")]
     inputs += [("token_mask", (1, length), "bool"), ("action_mask", (1, a), "bool")]
     inputs += [("key_data", key_shape, "uint32")]

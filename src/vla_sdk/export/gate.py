@@ -45,7 +45,7 @@ def gate_frames(meta: dict, cfg, count: int = 32) -> tuple[list[dict], str]:
     mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
     frames = [
         {
-            "images": {c: rng.integers(0, 256, (cfg.image_size, cfg.image_size, 3), np.uint8) for c in cfg.cameras},
+            "images": {c: rng.integers(0, 256, (*cfg.image_size, 3), np.uint8) for c in cfg.cameras},
             "state": (mean + std * rng.standard_normal(mean.shape)).astype(np.float32),
             "instruction": "do the task",
         }

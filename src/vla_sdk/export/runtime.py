@@ -101,7 +101,7 @@ class ArtifactPolicy:
         return self.config.cameras
 
     @property
-    def image_size(self) -> int:
+    def image_size(self) -> tuple[int, int]:
         return self.config.image_size
 
     @property

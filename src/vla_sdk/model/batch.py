@@ -2,7 +2,7 @@
 
 Both are frozen dataclasses registered as JAX pytrees, so they pass through ``jax.jit``. Plain dicts with the same
 keys are accepted wherever a model takes one (see :func:`as_observation`, :func:`as_batch`). Shapes: B batch,
-H=W ``image_size``, S ``state_dim``, L ``max_tokens``, T ``horizon``, A ``action_dim`` (all from the config).
+(H, W) ``image_size``, S ``state_dim``, L ``max_tokens``, T ``horizon``, A ``action_dim`` (all from the config).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def fake_obs(
     real; padded state dims hold zeros. Every camera is present; instructions cycle through :data:`FAKE_INSTRUCTIONS`.
     """
     gen = _numpy_rng(rng)
-    shape = (batch_size, config.image_size, config.image_size, 3)
+    shape = (batch_size, *config.image_size, 3)
     images = {cam: gen.uniform(-1.0, 1.0, shape).astype(np.float32) for cam in config.cameras}
     image_masks = {cam: np.ones((batch_size,), bool) for cam in config.cameras}
     state_mask = np.broadcast_to(np.arange(config.state_dim) < state_dims, (batch_size, config.state_dim))

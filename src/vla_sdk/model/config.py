@@ -21,13 +21,32 @@ DTYPES = ("float32", "bfloat16")  # compute dtypes; parameters are always float3
 TIME_SAMPLING = ("beta", "uniform")  # flow-matching training time distribution
 
 
+def image_hw(value) -> tuple[int, int]:
+    """``96``, ``[240, 320]``, ``(240, 320)`` or ``"240x320"`` -> ``(height, width)``; anything else is refused."""
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            value = [int(p) for p in parts]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    if not ok:
+        raise UsageError(
+            f"ModelConfig.image_size must be a positive int, [height, width] or 'HxW' (e.g. 96, [240, 320] or "
+            f"'240x320'), got {value!r}"
+        )
+    return int(value[0]), int(value[1])
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Every size and choice of a :class:`vla_sdk.model.VLA`; validated on construction."""
 
     # --- inputs ---
     cameras: tuple[str, ...] = ("cam_external", "cam_wrist")  # camera names, in the order their tokens are laid out
-    image_size: int = 32  # square input images: [B, image_size, image_size, 3], values in [-1, 1]
+    image_size: tuple[int, int] = (32, 32)  # (height, width) of input images [B, H, W, 3], values in [-1, 1]; an
+    # int n (older checkpoints, --model image_size=96) means (n, n), "240x320" means (240, 320)
     state_dim: int = 32  # S: robot state padded to this width
     action_dim: int = 32  # A: actions padded to this width
     horizon: int = 8  # T: actions per predicted chunk
@@ -38,9 +57,12 @@ class ModelConfig:
     env_state_dim: int = 0  # > 0: a training-only readout regresses this many environment-state values (object
     # positions) from the image tokens (train --env-state-weight); actions never depend on it
     # --- vision encoder (shared by all cameras) ---
-    stem_layers: int = 1  # 3x3 stride-2 GELU convs before patchify (each halves the resolution)
+    stem_patch: int = 1  # > 1: the stem starts with a stem_patch x stem_patch patch embedding (stride stem_patch,
+    # space-to-depth + one dense layer + GELU): a camera's native resolution at a fraction of a strided 3x3 conv's
+    # cost on a CPU (a 3x3 conv over 3 colour channels vectorizes badly). 1: no patch embedding
+    stem_layers: int = 1  # 3x3 stride-2 GELU convs after it (each halves the resolution)
     stem_channels: int = 16  # channels of the conv stem
-    patch_size: int = 8  # total stride from pixels to tokens: (image_size / patch_size)^2 tokens per camera
+    patch_size: int = 8  # total stride from pixels to tokens: (H / patch_size) * (W / patch_size) tokens per camera
     vision: str = "patches"  # one of VISION; "keypoints": `keypoints` tokens per camera, each where + what
     keypoints: int = 16  # vision="keypoints": spatial-softmax keypoints (= tokens) per camera
     keypoint_sharpness: float = 1.0  # vision="keypoints": the maps' logits are multiplied by this. A map at 1.0 can
@@ -63,7 +85,8 @@ class ModelConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "cameras", tuple(self.cameras))
-        ints = ("image_size", "state_dim", "action_dim", "horizon", "max_tokens", "stem_channels", "patch_size")
+        object.__setattr__(self, "image_size", image_hw(self.image_size))
+        ints = ("stem_patch", "state_dim", "action_dim", "horizon", "max_tokens", "stem_channels", "patch_size")
         ints += ("keypoints", "d_model", "num_layers", "num_heads", "expert_d_model", "expert_layers", "expert_heads")
         ints += ("flow_steps",)
         for name in ints:
@@ -84,14 +107,20 @@ class ModelConfig:
             raise UsageError(f"ModelConfig.stem_layers must be an int >= 0, got {self.stem_layers!r}")
         if self.max_tokens < 2:
             raise UsageError(f"ModelConfig.max_tokens must be >= 2 (BOS and EOS), got {self.max_tokens}")
-        stem_stride = 2**self.stem_layers
-        if self.patch_size % stem_stride:
+        if self.patch_size % self.stem_stride:
             raise UsageError(
-                f"ModelConfig.patch_size ({self.patch_size}) must be divisible by 2**stem_layers ({stem_stride})"
+                f"ModelConfig.patch_size ({self.patch_size}) must be divisible by the stem's stride, stem_patch * "
+                f"2**stem_layers ({self.stem_stride})"
             )
-        if self.image_size % self.patch_size:
+        if self.vision == "keypoints" and any(side % self.stem_stride for side in self.image_size):
             raise UsageError(
-                f"ModelConfig.image_size ({self.image_size}) must be divisible by patch_size ({self.patch_size})"
+                f"ModelConfig.image_size {self.image_size[0]}x{self.image_size[1]}: height and width must be "
+                f"divisible by the stem's stride, stem_patch * 2**stem_layers ({self.stem_stride})"
+            )
+        if any(side % self.patch_size for side in self.image_size):
+            raise UsageError(
+                f"ModelConfig.image_size {self.image_size[0]}x{self.image_size[1]}: height and width must be "
+                f"divisible by patch_size ({self.patch_size})"
             )
         if self.d_model % 4:
             raise UsageError(f"ModelConfig.d_model ({self.d_model}) must be divisible by 4 (2-D sincos positions)")
@@ -112,11 +141,17 @@ class ModelConfig:
 
     # --- derived sizes ---
     @property
+    def stem_stride(self) -> int:
+        """Pixels per cell of the stem's output feature map."""
+        return self.stem_patch * 2**self.stem_layers
+
+    @property
     def tokens_per_camera(self) -> int:
         """N: image tokens per camera."""
         if self.vision == "keypoints":
             return self.keypoints
-        return (self.image_size // self.patch_size) ** 2
+        h, w = self.image_size
+        return (h // self.patch_size) * (w // self.patch_size)
 
     @property
     def prefix_len(self) -> int:
@@ -136,6 +171,7 @@ class ModelConfig:
         """JSON-able dict of every field (tuples become lists)."""
         out = dataclasses.asdict(self)
         out["cameras"] = list(self.cameras)
+        out["image_size"] = list(self.image_size)
         return out
 
     @classmethod
@@ -149,7 +185,7 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # CPU-test size (~0.37M parameters): 2 cameras at 32 px -> 4x4 tokens each, d_model 64, 2 + 2 layers, horizon 8.
+    # CPU-test size (~0.37M parameters): 2 cameras at 32x32 px -> 4x4 tokens each, d_model 64, 2 + 2 layers, horizon 8.
     "vla-tiny": ModelConfig(flow_steps=4),
     # The compact policy (~16.4M parameters): 2 cameras at 128 px -> 8x8 tokens each, horizon 50, 32-wide
     # state/action, 48 instruction bytes (177 prefix tokens), 5 flow steps. Sized for one chunk in well under

@@ -1,9 +1,10 @@
 """Image encoders shared by all cameras: ``[B, H, W, 3]`` in [-1, 1] -> ``[B, N, d_model]``.
 
-Both start with ``stem_layers`` 3x3 stride-2 GELU convolutions.
+Both start with the same stem: an optional ``stem_patch`` x ``stem_patch`` patch embedding, then ``stem_layers``
+3x3 stride-2 GELU convolutions (any height and width that the total stride divides).
 
 * ``vision="patches"`` (:class:`VisionEncoder`): a ViT-style patchify covers the remaining stride, plus fixed 2-D
-  sincos positions: ``N = (H / patch_size)^2`` tokens.
+  sincos positions: ``N = (H / patch_size) * (W / patch_size)`` tokens.
 * ``vision="keypoints"`` (:class:`KeypointEncoder`): one more 3x3 conv, then ``N = keypoints`` spatial-softmax maps
   (Levine et al. 2016, as robomimic and Diffusion Policy use). Each keypoint's token is projected from its expected
   image coordinates (where, to sub-pixel precision) and the features pooled under its map (what). Few tokens that
@@ -22,11 +23,11 @@ from flax import nnx
 from vla_sdk.model.config import ModelConfig
 
 
-def sincos_2d(grid: int, dim: int) -> np.ndarray:
-    """Fixed 2-D sine-cosine position embedding ``[grid * grid, dim]`` (row-major); ``dim`` divisible by 4."""
+def sincos_2d(height: int, width: int, dim: int) -> np.ndarray:
+    """Fixed 2-D sine-cosine position embedding ``[height * width, dim]`` (row-major); ``dim`` divisible by 4."""
     quarter = dim // 4
     freqs = 1.0 / (10000.0 ** (np.arange(quarter) / quarter))
-    ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     parts = []
     for coord in (ys.reshape(-1), xs.reshape(-1)):
         angles = coord[:, None] * freqs[None, :]
@@ -34,9 +35,28 @@ def sincos_2d(grid: int, dim: int) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+class PatchEmbed(nnx.Module):
+    """Non-overlapping ``p`` x ``p`` patches (space-to-depth) through one dense layer: a stride-``p`` conv with a
+    ``p`` x ``p`` kernel, written as the reshape and matmul it is (fast on a CPU at a camera's full resolution)."""
+
+    def __init__(self, p: int, cin: int, cout: int, dtype, rngs: nnx.Rngs):
+        self.p = p
+        self.dense = nnx.Linear(p * p * cin, cout, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, h, w, c = x.shape
+        p = self.p
+        x = x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // p, w // p, p * p * c)
+        return self.dense(x)
+
+
 def conv_stem(config: ModelConfig, rngs: nnx.Rngs) -> tuple[nnx.List, int]:
-    """``stem_layers`` 3x3 stride-2 convolutions and the channel count they end with."""
+    """The stem's layers (optional patch embedding, ``stem_layers`` 3x3 stride-2 convs; each followed by GELU) and
+    the channel count they end with."""
     stem, channels = [], 3
+    if config.stem_patch > 1:
+        stem.append(PatchEmbed(config.stem_patch, channels, config.stem_channels, config.compute_dtype, rngs))
+        channels = config.stem_channels
     for _ in range(config.stem_layers):
         stem.append(
             nnx.Conv(
@@ -58,7 +78,7 @@ class VisionEncoder(nnx.Module):
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         dtype = config.compute_dtype
         self.stem, channels = conv_stem(config, rngs)
-        rest = config.patch_size // 2**config.stem_layers
+        rest = config.patch_size // config.stem_stride
         self.patchify = nnx.Conv(
             channels, config.d_model, (rest, rest), strides=rest, padding="VALID", dtype=dtype, rngs=rngs
         )
@@ -68,10 +88,10 @@ class VisionEncoder(nnx.Module):
         x = images
         for conv in self.stem:
             x = jax.nn.gelu(conv(x))
-        x = self.patchify(x)  # [B, grid, grid, d]
+        x = self.patchify(x)  # [B, H / patch, W / patch, d]
         b, h, w, d = x.shape
         x = self.ln(x.reshape(b, h * w, d))
-        return x + sincos_2d(h, d).astype(x.dtype)  # a compile-time constant, not a parameter
+        return x + sincos_2d(h, w, d).astype(x.dtype)  # a compile-time constant, not a parameter
 
 
 def spatial_softmax(logits: jax.Array, feats: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -36,7 +36,7 @@ def _images(obs: Observation, config: ModelConfig, batch_size: int):
     unknown = sorted(set(obs.images) - set(config.cameras))
     if unknown:
         raise InputError(f"images for unknown camera(s) {unknown}; the model's cameras are {list(config.cameras)}")
-    shape = (batch_size, config.image_size, config.image_size, 3)
+    shape = (batch_size, *config.image_size, 3)
     images, present = [], []
     for cam in config.cameras:
         img = obs.images.get(cam)

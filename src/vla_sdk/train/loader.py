@@ -36,7 +36,7 @@ class FrameStore:
         datasets: list[Dataset],
         episodes: list[tuple[int, int]],
         cameras: tuple[str, ...],
-        image_size: int,
+        image_size: tuple[int, int],
         cache_dir: Path | None = None,
         progress: bool = True,
     ):
@@ -77,7 +77,7 @@ class FrameStore:
                     [str(datasets[d].root.resolve()), (datasets[d].root / L.INFO_PATH).read_text(), k]
                     for d, k in self.episodes
                 ]
-                + [list(self.cameras), size]
+                + [list(self.cameras), list(size)]
             ).encode()
         ).hexdigest()[:16]
         folder = cache_dir / key
@@ -87,7 +87,7 @@ class FrameStore:
             n = len(self)
             for cam, path in paths.items():
                 tmp = path.with_suffix(".tmp.npy")
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *size, 3))
                 for i, (d, k) in enumerate(
                     tqdm(self.episodes, desc=f"decode {cam}", disable=not progress, leave=False)
                 ):

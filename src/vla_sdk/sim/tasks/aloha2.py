@@ -78,22 +78,19 @@ class TransferCube(Task):
         r_hand = top_down(-np.pi / 2, TO_LEFT)  # fingers along y, pointing at the left arm
         l_hand = top_down(np.pi / 2 + np.pi / 2, TO_RIGHT)  # fingers vertical: grip the cube's top and bottom
         depth = 0.01  # the cube centre sits this far beyond the site along the approach
-        # The right arm first stops where its wrist camera looks down on the whole area the cube can be in (it sees
-        # the cube at 8-10 px in a 96-px image), then reaches for it: the reach is decided from a view in which the
-        # cube is large, not from the 4 px it covers in cam_high (where a small policy never learned to find it).
-        look = np.array([0.14, 0.0, 0.32])
+        # The right arm goes straight for the cube, as a person teleoperating would: no pause for a camera to look
+        # (an expert that stopped so its wrist camera could see the cube, until 2026-12, was a crutch for one
+        # policy's cameras; the results recorded with it name the commit).
         wps = [
             Waypoint(
-                0.9,
-                {"right": (look, grasp), "left": (meet + [-0.20, 0, 0], l_hand)},
+                1.4,
+                {"right": (c + [0, 0, 0.10], grasp), "left": (meet + [-0.20, 0, 0], l_hand)},
                 {"right/gripper": 1.0, "left/gripper": 1.0},
             ),
-            Waypoint(1.3, {}),  # hold still and look
-            Waypoint(2.1, {"right": (c + [0, 0, 0.10], grasp)}),
-            Waypoint(2.7, {"right": (c + [0, 0, depth], grasp)}),
-            Waypoint(3.2, {}, {"right/gripper": 0.0}),
-            Waypoint(3.7, {"right": (c + [0, 0, 0.12], grasp)}),
-            Waypoint(4.7, {"right": (meet - depth * TO_LEFT, r_hand)}),
+            Waypoint(2.0, {"right": (c + [0, 0, depth], grasp)}),
+            Waypoint(2.5, {}, {"right/gripper": 0.0}),
+            Waypoint(3.0, {"right": (c + [0, 0, 0.12], grasp)}),
+            Waypoint(4.0, {"right": (meet - depth * TO_LEFT, r_hand)}),
         ]
         expert = _expert(self, wps, joint_posture_costs={"left/forearm_roll": 0.05, "right/forearm_roll": 0.05})
 
