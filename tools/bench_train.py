@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 from vla_sdk.model import VLA, fake_batch, get_preset, param_count
-from vla_sdk.train.config import TrainConfig
+from vla_sdk.train.config import TrainConfig, parse_model_fields
 from vla_sdk.train.step import Stepper, make_mesh
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 peak, for MFU
@@ -32,12 +32,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5, help="steps per timed window")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cameras", nargs="+", default=["cam_external", "cam_wrist"], help="camera names (one per input)")
+    ap.add_argument("--model", nargs="*", default=[], metavar="FIELD=VALUE", help="change preset fields")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
-    cfg = get_preset(args.preset).replace(cameras=("cam_external", "cam_wrist"), dtype=dtype)
+    fields = parse_model_fields(args.model)
+    cfg = get_preset(args.preset).replace(cameras=tuple(args.cameras), dtype=dtype, **fields)
     model = VLA(cfg, rngs=nnx.Rngs(0))
-    tcfg = TrainConfig(data=("synthetic",), out="unused", preset=args.preset, batch_size=args.batch_size)
+    tcfg = TrainConfig(data=("synthetic",), out="unused", preset=args.preset, model=fields, batch_size=args.batch_size)
     stepper = Stepper(model, tcfg, 10_000, make_mesh())
     state = stepper.init_state(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     fb = fake_batch(cfg, args.batch_size, rng=0)
@@ -70,6 +73,9 @@ def main() -> None:
         mfu = flops * (sps / args.batch_size) / (peak * 1e12) if peak else None
     res = {
         "preset": args.preset,
+        "model": args.model,
+        "cameras": list(cfg.cameras),
+        "image_size": list(cfg.image_size),
         "parameters": param_count(model),
         "batch_size": args.batch_size,
         "dtype": dtype,
@@ -86,7 +92,8 @@ def main() -> None:
         print(json.dumps(res, indent=2))
     else:
         print(
-            f"{args.preset} ({res['parameters'] / 1e6:.1f}M params, {dtype}) batch {args.batch_size}, 2 cameras x "
+            f"{args.preset} ({res['parameters'] / 1e6:.1f}M params, {dtype}) batch {args.batch_size}, "
+            f"{len(cfg.cameras)} camera(s) x "
             f"{cfg.image_size[0]}x{cfg.image_size[1]} px on {res['device']} x{res['devices']} ({res['machine']}): "
             f"{sps:.1f} samples/s, "
             f"peak memory {res['peak_memory_gb']:.2f} GB" + (f", MFU {mfu:.1%}" if mfu else "")

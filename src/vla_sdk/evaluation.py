@@ -22,6 +22,7 @@ from vla_sdk.embodiment import load_embodiment
 from vla_sdk.episode import Film, GymSource, run_episode, tile
 from vla_sdk.errors import InputError, UsageError
 from vla_sdk.eval_config import EvalConfig  # re-exported: callers import it from here
+from vla_sdk.model.config import image_hw
 from vla_sdk.policy import Policy
 from vla_sdk.runner import PolicyRunner, RunnerConfig, resolve_execute
 
@@ -58,7 +59,7 @@ def _make_env(cfg: EvalConfig, policy: Policy):
         env = VlaEnv(
             cfg.task,
             cameras=policy.cameras,
-            image_size=tuple(policy.image_size),
+            image_size=image_hw(policy.image_size),
             render_size=cfg.video_size,
         )
         if cfg.max_steps:

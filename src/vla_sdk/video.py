@@ -96,21 +96,27 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def read_video(path: str | Path) -> np.ndarray:
-    """Decode every frame of a video into uint8 [T, h, w, 3].
-
-    Raises :class:`NotFound` for a missing file and :class:`InputError` naming the file for one that does not decode
-    (truncated, corrupt, no video stream, no frames, frames of changing size)."""
-    path = Path(path)
+def _decode(path: Path):
+    """Every frame of the file's first video stream, in decode order. :class:`NotFound` for a missing file,
+    :class:`InputError` naming the file for one that does not decode."""
     if not path.is_file():
         raise NotFound(f"{path}: video file missing")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise InputError(f"{path}: no video stream")
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            yield from container.decode(video=0)
     except _DECODE_ERRORS as e:
         raise InputError(f"{path}: unreadable video, truncated or corrupt ({_one_line(e)})") from None
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Decode every frame of a video into uint8 [T, h, w, 3].
+
+    Raises :class:`NotFound` for a missing file and :class:`InputError` naming the file for one that does not decode
+    (truncated, corrupt, no video stream, no frames, frames of changing size)."""
+    path = Path(path)
+    frames = [f.to_ndarray(format="rgb24") for f in _decode(path)]
     if not frames:
         raise InputError(f"{path}: the video holds no frames")
     if len({f.shape for f in frames}) > 1:
@@ -122,20 +128,12 @@ def probe_video(path: str | Path) -> tuple[list[float], tuple[int, int, int] | N
     """(presentation time in s of every frame in decode order, frame shape [h, w, 3] or None); errors as
     :func:`read_video`."""
     path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"{path}: video file missing")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path}: no video stream")
-            times, shapes = [], set()
-            for f in container.decode(video=0):
-                if f.time is None:
-                    raise InputError(f"{path}: frame {len(times)} has no presentation time")
-                times.append(float(f.time))
-                shapes.add((f.height, f.width, 3))
-    except _DECODE_ERRORS as e:
-        raise InputError(f"{path}: unreadable video, truncated or corrupt ({_one_line(e)})") from None
+    times, shapes = [], set()
+    for f in _decode(path):
+        if f.time is None:
+            raise InputError(f"{path}: frame {len(times)} has no presentation time")
+        times.append(float(f.time))
+        shapes.add((f.height, f.width, 3))
     if len(shapes) > 1:
         raise InputError(f"{path}: frame sizes change within the video ({sorted(shapes)})")
     return times, (shapes.pop() if shapes else None)

@@ -1,11 +1,12 @@
 """A small fr3 checkpoint for export tests, written directly (no training: saves ~30 s of train-step compile).
 
-One recorded episode (32 px) is the "training data" the accuracy gate reads. The weights are vla-tiny's
-initialization plus N(0, 0.02) noise on every tensor: like trained weights, the zero-initialized adaLN gates of the
-flow expert are open, so every kernel reaches the actions and quantization error is measurable (after 4 real
-training steps they are still ~0, and int4 would look exact).
+A copy of the committed fr3 sample (demos/sample_fr3_pick_place: 3 recorded episodes, 32 px) is the "training data"
+the accuracy gate reads. The weights are vla-tiny's initialization plus N(0, 0.02) noise on every tensor: like trained
+weights, the zero-initialized adaLN gates of the flow expert are open, so every kernel reaches the actions and
+quantization error is measurable (after 4 real training steps they are still ~0, and int4 would look exact).
 """
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,6 @@ import pytest
 from flax import nnx
 
 from vla_sdk.data.reader import Dataset
-from vla_sdk.data.record import RecordConfig, record
 from vla_sdk.data.stats import vector_stats
 from vla_sdk.model import VLA, get_preset
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints
@@ -28,14 +28,10 @@ def _str_keys(tree):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_run(tmp_path_factory, fr3_sample) -> Path:
     root = tmp_path_factory.mktemp("export_run")
     demos, run = root / "demos", root / "run"
-    record(
-        RecordConfig("fr3/pick_place", demos, episodes=1, cameras=("cam_external", "cam_wrist"), image_size=(32, 32)),
-        progress=False,
-        log=lambda m: None,
-    )
+    shutil.copytree(fr3_sample, demos)
     ds = Dataset(demos)
     ep = ds.episode(0, decode_video=False)
     cfg = get_preset("vla-tiny")

@@ -81,7 +81,7 @@ def test_artifact_policy_drives_runner_replay_and_simulated_check(exported, refe
     from vla_sdk.export.gate import check_task
 
     _, _, policy = exported["int8"]
-    out = replay(policy, tiny_run / "demos", stride=20)
+    out = replay(policy, tiny_run / "demos", episodes=[0], stride=20)
     assert out["chunks"] > 0 and np.isfinite(out["chunk_mse"])
     check = check_task(reference, policy, "fr3/pick_place", 1, str(tiny_run / "run"), execute=3)
     assert check["episodes"] == 1 and check["execute"] == 3

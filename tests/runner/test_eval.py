@@ -61,7 +61,7 @@ def test_offline_replay(aloha_policy, capsys):
     phases = out["mse_by_phase"]  # where in the episode the error is: the first fifth is where a blind policy fails
     assert list(phases) == ["0-20 %", "20-40 %", "40-60 %", "60-80 %", "80-100 %"]
     assert all(np.isfinite(v) and v >= 0 for v in phases.values())
-    assert main(["eval", str(aloha_policy / "run"), "--replay", str(aloha_policy / "demos")]) == 0
+    assert main(["eval", str(aloha_policy / "run"), "--replay", str(aloha_policy / "demos"), "--episodes", "1"]) == 0
     assert "by where the chunk starts in its episode: 0-20 %" in capsys.readouterr().out
 
 
@@ -105,12 +105,12 @@ def test_replay_of_the_recorded_chunks_scores_zero_and_replay_options_mean_somet
         -Dataset(demos).episodes[0]["length"] // 10
     )
     assert policy.seeds == [5] and out["episodes"] == 1 and out["seed"] == 5  # --seed: the noise of episode k: seed + k
-    # --episodes N: the first N episodes (the sample set has one); what replay cannot use is refused, never ignored
+    # --episodes N: the first N episodes (the sample set has two); what replay cannot use is refused, never ignored
     assert main(["eval", run, "--replay", demos, "--episodes", "1", "--seed", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["episodes"] == 1 and out["seed"] == 3 and out["chunks"] > 0
-    assert main(["eval", run, "--replay", demos, "--episodes", "2"]) == 2
-    assert "demos: episode(s) [1] do not exist; it has 1 (0-based)" in capsys.readouterr().err
+    assert main(["eval", run, "--replay", demos, "--episodes", "3"]) == 2
+    assert "demos: episode(s) [2] do not exist; it has 2 (0-based)" in capsys.readouterr().err
     assert main(["eval", run, "--replay", demos, "--workers", "2", "--max-steps", "5"]) == 2
     assert "--workers, --max-steps: not used by --replay" in capsys.readouterr().err
 
@@ -220,7 +220,8 @@ def test_third_party_env_with_reordered_rescaled_joints_success_at_any_step_and_
     # "end_on_success": the episode ends at its first successful step
     out = evaluate(EvalConfig(policy=str(fr3_policy / "run"), env_map={**mapping, "end_on_success": True}, episodes=1))
     assert [(e["success"], e["steps"]) for e in out["per_episode"]] == [(True, 5)]
-    # bad fields are named
+    # bad fields are named (the policy loaded once: the mapping is checked against it before any episode)
+    loaded = Policy.load(str(fr3_policy / "run"))
     for bad, message in [
         (
             {"state_index": [7, 6, 5]},
@@ -234,7 +235,7 @@ def test_third_party_env_with_reordered_rescaled_joints_success_at_any_step_and_
         ({"end_on_succes": True}, r"unknown field\(s\) \['end_on_succes'\]"),
     ]:
         with pytest.raises(ValueError, match=message):
-            evaluate(EvalConfig(policy=str(fr3_policy / "run"), env_map={**mapping, **bad}, episodes=1))
+            evaluate(EvalConfig(policy=str(fr3_policy / "run"), env_map={**mapping, **bad}, episodes=1), loaded)
 
 
 def test_third_party_env_through_a_mapping(fr3_policy, tmp_path, capsys):

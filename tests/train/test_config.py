@@ -20,7 +20,7 @@ def test_model_fields_parse_json_values_and_strings():
 def test_model_fields_change_the_preset_and_are_checked():
     cfg = TrainConfig(data=("d",), out="r", preset="vla-xs", model={"image_size": 96, "horizon": 40}, dtype="float32")
     mcfg = _model_config(cfg, ["cam_high", "cam_right_wrist"], None)
-    assert (mcfg.image_size, mcfg.horizon) == (96, 40)
+    assert (mcfg.image_size, mcfg.horizon) == ((96, 96), 40)
     assert mcfg.replace(image_size=64, horizon=20, cameras=get_preset("vla-xs").cameras) == get_preset("vla-xs")
     with pytest.raises(ValueError, match="unknown ModelConfig field.*horizn"):
         _model_config(cfg.replace(model={"horizn": 40}), ["a", "b"], None)
@@ -30,7 +30,7 @@ def test_model_fields_change_the_preset_and_are_checked():
     base_meta = {"model_config": get_preset("vla-xs").to_dict()}
     on_base = TrainConfig(data=("d",), out="r", preset=None, base="ckpt", model={"image_size": 96}, dtype="float32")
     mcfg = _model_config(on_base, ["cam_high", "cam_right_wrist"], base_meta)
-    assert (mcfg.image_size, mcfg.cameras) == (96, ("cam_high", "cam_right_wrist"))
+    assert (mcfg.image_size, mcfg.cameras) == ((96, 96), ("cam_high", "cam_right_wrist"))
     assert mcfg.replace(image_size=64, cameras=get_preset("vla-xs").cameras) == get_preset("vla-xs")
     with pytest.raises(ValueError, match="image_size .* must be divisible by patch_size"):
         _model_config(on_base.replace(model={"image_size": 100}), ["a", "b"], base_meta)

@@ -11,7 +11,8 @@ import numpy as np
 
 from vla_sdk.cli import main
 
-STEPS = ["--steps", "4", "--save-every", "2", "--log-every", "1", "--no-augment", "--batch-size", "4"]
+# batch 8 without augmentation: the single-process run is the XLA program of the other --no-augment tests' runs
+STEPS = ["--steps", "4", "--save-every", "2", "--log-every", "1", "--no-augment", "--batch-size", "8"]
 
 
 def _free_port() -> int:
@@ -66,4 +67,4 @@ def test_two_processes_train_the_one_process_loss_curve_and_process_0_writes(dem
     assert sorted(p.name for p in multi.iterdir()) == sorted(p.name for p in single.iterdir())
     assert len(list((multi / "events").iterdir())) == 1  # one TensorBoard writer
     assert sorted(p.name for p in (multi / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "4"]
-    assert json.loads((multi / "config.json").read_text())["train"]["batch_size"] == 4
+    assert json.loads((multi / "config.json").read_text())["train"]["batch_size"] == 8

@@ -17,7 +17,7 @@ def _records(run) -> list[dict]:
 
 
 def _train(demos, run, cache, *extra):
-    args = ["train", "--preset", "vla-tiny", "--data", str(demos), "--out", str(run), "--batch-size", "4"]
+    args = ["train", "--preset", "vla-tiny", "--data", str(demos), "--out", str(run), "--batch-size", "8"]
     return main([*args, "--cache-dir", str(cache), "--no-augment", *extra])
 
 
@@ -56,7 +56,7 @@ def test_without_eval_every_every_checkpoint_is_evaluated_and_the_best_rate_kept
 
     run = tmp_path / "run"
     cfg = TrainConfig(
-        data=(str(fr3_demos),), out=str(run), preset="vla-tiny", steps=3, batch_size=4, save_every=1,
+        data=(str(fr3_demos),), out=str(run), preset="vla-tiny", steps=3, batch_size=8, save_every=1,
         eval_task="fr3/pick_place", eval_episodes=2, eval_max_steps=5, augment=False, cache_dir=str(cache),
     )  # fmt: skip
     train(cfg, progress=False, log=lambda m: None, sim_eval=sim_eval)

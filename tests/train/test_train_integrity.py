@@ -15,7 +15,7 @@ import kill_train  # noqa: E402
 
 
 def _args(demos, run, cache, *extra):
-    base = ["train", "--preset", "vla-tiny", "--data", str(demos), "--out", str(run), "--batch-size", "4"]
+    base = ["train", "--preset", "vla-tiny", "--data", str(demos), "--out", str(run), "--batch-size", "8"]
     return [*base, "--cache-dir", str(cache), "--steps", "1", *extra]
 
 

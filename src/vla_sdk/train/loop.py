@@ -232,7 +232,7 @@ def train(
     mcfg = _model_config(cfg, cameras, base_meta)
     if base_meta is not None and cfg.model:
         was = ModelConfig.from_dict(base_meta["model_config"])  # a field the base predates: its default
-        changes = ", ".join(f"{k} {getattr(was, k)} -> {v}" for k, v in cfg.model.items())
+        changes = ", ".join(f"{k} {getattr(was, k)} -> {getattr(mcfg, k)}" for k in cfg.model)  # as validated
         log(f"model config changed from the base: {changes}")
     mcfg = _env_state_readout(cfg, mcfg, datasets)
     execute = cfg.execute if cfg.execute is not None else (base_meta or {}).get("execute")
