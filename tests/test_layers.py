@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "deploy",
         (
             "vla_sdk.robot",
+            "vla_sdk.robots",  # hardware drivers and their emulators (Dynamixel ALOHA 2)
             "vla_sdk.policy",
             "vla_sdk.runner",
             "vla_sdk.envmap",
@@ -51,6 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vla_sdk.live",
             "vla_sdk.export",
             "vla_sdk.serving",
+            "vla_sdk.serve",
             "vla_sdk.doctor",
         ),
     ),
