@@ -47,7 +47,17 @@ EXAMPLES = {
     "run": (
         "examples:\n"
         "  vla run runs/tc --task aloha2/transfer_cube --video out/run.mp4   # as `vla eval` measured it (receding)\n"
-        "  vla run runs/tc --task aloha2/transfer_cube --execution async --execute 20"
+        "  vla run runs/tc --task aloha2/transfer_cube --execution async --execute 20\n"
+        "  vla run --server ws://127.0.0.1:8000 --task aloha2/transfer_cube   # a policy served by `vla serve`"
+    ),
+    "serve": (
+        "examples:\n"
+        "  vla serve runs/tc                                  # ws://127.0.0.1:8000, health check at /healthz\n"
+        "  vla serve tc_int8.vla --host 0.0.0.0 --port 8000 --token $(openssl rand -hex 16)   # from other machines\n"
+        "  # a robot wired for openpi connects unchanged:\n"
+        '  #   WebsocketClientPolicy(host="gpu-box", port=8000, api_key=TOKEN).infer(\n'
+        '  #       {"images": {"cam_high": img}, "state": q, "prompt": "pick up the cube"})["actions"]\n'
+        "  vla run --server ws://127.0.0.1:8000 --task aloha2/transfer_cube   # drive the sim from a served policy"
     ),
     "export": (
         "examples:\n"
@@ -355,7 +365,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES["run"],
         formatter_class=fmt,
     )
-    rn.add_argument("policy", metavar="POLICY", help="training run folder, checkpoint folder or exported artifact")
+    rn.add_argument(
+        "policy", metavar="POLICY", nargs="?", help="training run folder, checkpoint folder or exported artifact"
+    )
+    rn.add_argument(
+        "--server", metavar="URL", help="instead of POLICY: a policy served by `vla serve` (ws://HOST:PORT)"
+    )
+    rn.add_argument("--token", help="--server: the server's token (default: $VLA_SERVE_TOKEN)")
     rn.add_argument("--task", required=True, help="ROBOT/TASK (the robot side is the simulator)")
     rn.add_argument("--seed", type=int, default=0)
     rn.add_argument(
@@ -391,6 +407,35 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--execute", type=int, help="--check-task: actions executed per chunk (default: as trained)")
     ex.add_argument("--platforms", default="cpu,cuda", help="platforms to compile the function for (default cpu,cuda)")
     ex.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve a policy over websockets with openpi's protocol (openpi-client connects unchanged)",
+        description="Serve POLICY over websockets + msgpack as openpi's policy server does: the metadata first, then "
+        "one {actions, server_timing} reply per observation {images, state, prompt}; a bad observation gets a text "
+        "frame naming the field and the connection is closed (other clients are unaffected). GET /healthz answers "
+        "200. Binding anything but loopback needs --token; clients send `Authorization: Api-Key TOKEN` "
+        "(openpi-client: api_key=TOKEN).",
+        epilog=EXAMPLES["serve"],
+        formatter_class=fmt,
+    )
+    sv.add_argument("policy", metavar="POLICY", help="training run folder, checkpoint folder or exported artifact")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any free port)")
+    sv.add_argument(
+        "--token", help="required to bind a non-loopback --host; clients must send it (default: $VLA_SERVE_TOKEN)"
+    )
+    sv.add_argument("--prompt", help="instruction for requests that carry no prompt (default: such requests fail)")
+    sv.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling noise (default 0)")
+    sv.add_argument(
+        "--max-message-mb", type=float, default=16.0, help="largest observation message accepted, MiB (default 16)"
+    )
+    sv.add_argument(
+        "--rate-limit",
+        type=float,
+        default=100.0,
+        help="requests per second per connection, bursts up to as many (default 100; 0: no limit)",
+    )
 
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
     dsub = ds.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
@@ -469,6 +514,7 @@ def _dispatch(args) -> int:
         ("eval", None): commands.eval_policy,
         ("run", None): commands.run_policy,
         ("export", None): commands.export,
+        ("serve", None): commands.serve,
         ("dataset", "info"): commands.dataset_info,
         ("dataset", "validate"): commands.dataset_validate,
         ("dataset", "convert"): commands.dataset_convert,

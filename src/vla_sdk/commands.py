@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -272,18 +273,31 @@ def run_policy(args) -> int:
     from vla_sdk.live import run_live
     from vla_sdk.sim import get_task
 
+    if (args.policy is None) == (args.server is None):
+        raise UsageError("give POLICY or --server URL (one of them)")
+    if args.token and not args.server:
+        raise UsageError("--token is for --server")
     task = get_task(args.task)
     video = args.video or Path("out") / f"run_{task.robot}_{task.name}.mp4"
-    out = run_live(
-        str(args.policy),
-        args.task,
-        seed=args.seed,
-        execution=args.execution,
-        execute=args.execute,
-        video=video,
-        max_seconds=args.max_seconds,
-        log=lambda m: print(m, file=sys.stderr),
-    )
+    policy = str(args.policy)
+    if args.server:
+        from vla_sdk.serve.client import PolicyClient
+
+        policy = PolicyClient(args.server, token=args.token or os.environ.get("VLA_SERVE_TOKEN"))
+    try:
+        out = run_live(
+            policy,
+            args.task,
+            seed=args.seed,
+            execution=args.execution,
+            execute=args.execute,
+            video=video,
+            max_seconds=args.max_seconds,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+    finally:
+        if args.server:
+            policy.close()
     print(
         json.dumps(out, indent=2)
         if args.json
@@ -294,6 +308,40 @@ def run_policy(args) -> int:
     if out["ended"] == "interrupted":  # Ctrl-C: the run stopped at the operator's request
         return EXIT_INTERRUPTED
     return 1 if out["stopped"] else 0  # the robot stopped early (unsafe action or observation, failed inference)
+
+
+def serve(args) -> int:
+    from vla_sdk.policy import Policy
+    from vla_sdk.serve.server import PolicyServer, check_host
+
+    token = args.token or os.environ.get("VLA_SERVE_TOKEN")
+    check_host(args.host, token)  # refuse before the (slow) policy load
+    policy = Policy.load(args.policy, seed=args.seed)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s vla serve: %(message)s", stream=sys.stderr)
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # its per-connection lines repeat ours
+    server = PolicyServer(
+        policy,
+        host=args.host,
+        port=args.port,
+        token=token,
+        default_prompt=args.prompt,
+        max_message_bytes=int(args.max_message_mb * 2**20),
+        rate_limit=args.rate_limit,
+    )
+
+    def ready(port: int) -> None:
+        print(
+            f"serving {args.policy} ({policy.robot or 'unknown robot'}, cameras {', '.join(policy.cameras)}) on "
+            f"{server.url} (health check: http://{server.url[5:]}/healthz{'; token required' if token else ''}); "
+            "Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    server.serve_forever(ready)
+    return 0
 
 
 def export(args) -> int:

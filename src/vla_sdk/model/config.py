@@ -227,7 +227,7 @@ PRESETS: dict[str, ModelConfig] = {
     # Sees with the cameras users have (~1.3M parameters): a camera at its native 240x320 (4:3, not squashed), a
     # 4x4 patch-embedding stem (cheap on a CPU at full resolution) and one stride-2 conv, then 40-px patch tokens
     # (6 x 8 = 48 per camera) whose 5x5-cell patchify encodes where in the patch a feature is; the transformer
-    # attends to them by content. From cam_high alone it places the 8-px transfer-cube cube within 0.4 cm, where
+    # attends to them by content. From cam_high alone it places the 8-px transfer-cube cube within 0.5 cm, where
     # spatial-softmax keypoints had learned little after the same 1,000 probe steps (docs/training.md).
     # L1 chunk head, chunk 40, 48 instruction bytes.
     "vla-m": ModelConfig(
