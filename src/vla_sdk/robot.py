@@ -1,14 +1,9 @@
-"""The robot side of `vla run`: one interface for the simulator now and for hardware later.
+"""The robot side of `vla run`: one interface for the simulator and for hardware.
 
-Contract (what a hardware driver implements):
-  ``embodiment``   the robot's :class:`Embodiment` (joint order, limits, cameras, control rate); valid while
-                   disconnected
-  ``connect()``    open the connection; ``disconnect()`` close it (idempotent)
-  ``observe()``    the latest {"images": {camera: uint8[h, w, 3]}, "state": float[A], "instruction": str};
-                   only while connected
-  ``send(action)`` command one control step's action [A] (absolute joint positions, gripper opening in [0, 1]);
-                   returns at once on hardware; the simulator advances one control period
-  ``status()``     {"success": bool | None, "done": bool}: the task's verdict where known (None on hardware)
+The contract is :class:`vla_sdk.protocols.Robot` (which methods work while disconnected, what ``observe()`` and
+``send_action()`` take and return); :class:`SimRobot` here and :class:`vla_sdk.robots.aloha2.Aloha2Robot` implement
+it. The episode loop adds one optional method, ``status()`` -> {"success": bool | None, "done": bool}: the task's
+verdict where known (the simulator); :class:`RobotSource` treats a robot without it as never done.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ import numpy as np
 
 from vla_sdk.episode import GymSource
 from vla_sdk.model.config import image_hw
+from vla_sdk.protocols import RobotNotConnected, robot_features
 from vla_sdk.sim.env import VlaEnv
 
 
@@ -36,20 +32,35 @@ class SimRobot:
         self.control_hz = self.env.control_hz
         self.seed = seed
         self._episode = GymSource(self.env, seed)
+        self.is_connected = False
+        self.observation_features, self.action_features = robot_features(
+            self.embodiment, self.env.cameras, image_hw(image_size)
+        )
 
     def connect(self) -> None:
+        """Start an episode (every call resets the scene)."""
         self._episode.reset()
+        self.is_connected = True
 
     def disconnect(self) -> None:
         self.env.close()
+        self.is_connected = False
 
     def observe(self) -> dict:
-        if self._episode.obs is None:
-            raise RuntimeError("observe() before connect()")
+        if not self.is_connected or self._episode.obs is None:
+            raise RobotNotConnected("SimRobot.observe() before connect()")
         return self._episode.observe()
 
-    def send(self, action: np.ndarray) -> None:
-        self._episode.step(action)
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Clip ``action`` [A] to the embodiment's limits, advance one control period; returns the clipped action
+        (float32[A]). The simulator has no maximum step: its position actuators track any target."""
+        if not self.is_connected:
+            raise RobotNotConnected("SimRobot.send_action() before connect()")
+        sent, _ = self.env.check_action(action)
+        self._episode.step(sent)
+        return np.asarray(sent, dtype=np.float32)
+
+    send = send_action  # the name before the Robot protocol
 
     def status(self) -> dict:
         return {"success": bool(self._episode.success), "done": self._episode.done}
@@ -77,12 +88,16 @@ class RobotSource:
         return self.robot.observe()
 
     def step(self, action: np.ndarray) -> None:
-        self.robot.send(action)
+        self.robot.send_action(action)
+
+    def _status(self) -> dict:
+        status = getattr(self.robot, "status", None)
+        return status() if status is not None else {"success": None, "done": False}
 
     @property
     def done(self) -> bool:
-        return bool(self.robot.status()["done"])
+        return bool(self._status()["done"])
 
     @property
     def success(self) -> bool | None:
-        return self.robot.status()["success"]
+        return self._status()["success"]
