@@ -71,7 +71,8 @@ EXAMPLES = {
     "dataset convert": (
         "examples:\n"
         "  vla dataset convert --from aloha-hdf5 ~/aloha_data/transfer_cube --out demos/aloha_transfer_cube \\\n"
-        '      --task-instruction "pick up the cube and hand it over" --image-size 128 128'
+        '      --task-instruction "pick up the cube and hand it over" --image-size 128 128\n'
+        "  vla dataset convert --from lerobot-v2.1 ~/lerobot_data/koch_pick_place --out data/koch_pick_place"
     ),
     "dataset viz": "example:\n  vla dataset viz demos/transfer_cube --episode 3 --out ep3.mp4",
 }
@@ -454,14 +455,16 @@ def _parser() -> argparse.ArgumentParser:
     dv.add_argument("--json", action="store_true", help="print a JSON object")
     dc = dsub.add_parser(
         "convert",
-        help="convert episodes from another format (ALOHA/ACT HDF5) into a new dataset",
+        help="convert episodes from another format (ALOHA/ACT HDF5, LeRobot v2.1) into a new dataset",
         epilog=EXAMPLES["dataset convert"],
         formatter_class=fmt,
     )
-    dc.add_argument("src", type=Path, metavar="SRC", help="folder of episode_<k>.hdf5 files")
-    dc.add_argument("--from", dest="src_format", required=True, choices=["aloha-hdf5"], help="format of SRC")
+    dc.add_argument("src", type=Path, metavar="SRC", help="folder of episode_<k>.hdf5 files, or a LeRobot v2.1 dataset")
+    dc.add_argument(
+        "--from", dest="src_format", required=True, choices=["aloha-hdf5", "lerobot-v2.1"], help="format of SRC"
+    )
     dc.add_argument("--out", type=Path, required=True, help="new dataset folder")
-    dc.add_argument("--task-instruction", required=True, help="language instruction stored with every episode")
+    dc.add_argument("--task-instruction", help="aloha-hdf5 (required): instruction stored with every episode")
     dc.add_argument("--fps", type=int, default=50, help="frame rate of the source (default 50: ALOHA's DT = 0.02)")
     dc.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize cameras (default: as stored)")
     dc.add_argument("--cameras", nargs="+", help="cameras to convert (default: all but depth)")

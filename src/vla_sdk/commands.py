@@ -390,6 +390,21 @@ def dataset_validate(args) -> int:
 def dataset_convert(args) -> int:
     from vla_sdk.data.convert import convert_aloha_hdf5
 
+    if args.src_format == "lerobot-v2.1":
+        from vla_sdk.data.lerobot_v21 import convert_lerobot_v21
+
+        summary = convert_lerobot_v21(args.src, args.out, force=args.force)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print(
+                f"{summary['dataset']}: {summary['episodes']} episodes, {summary['frames']} frames, "
+                f"{len(summary['tasks'])} task(s) from {summary['format']} {summary['source']} "
+                f"in {summary['seconds']:.1f} s"
+            )
+        return 0
+    if not args.task_instruction:
+        raise UsageError("--from aloha-hdf5 needs --task-instruction")
     summary = convert_aloha_hdf5(
         args.src,
         args.out,

@@ -205,10 +205,27 @@ def read_info(root: Path) -> dict:
     return info
 
 
+def task_column(table: pa.Table) -> str:
+    """The column of meta/tasks.parquet that holds the task strings: ``task`` (this SDK names its pandas index),
+    else the pandas index column (LeRobot's ``pd.DataFrame({"task_index": ...}, index=tasks).to_parquet()`` stores an
+    unnamed index as ``__index_level_0__``). ``"task"`` when there is neither, for the error to name."""
+    if "task" in table.column_names:
+        return "task"
+    try:
+        index = json.loads((table.schema.metadata or {}).get(b"pandas", b"{}")).get("index_columns", [])
+    except (ValueError, AttributeError):
+        index = []
+    for name in [*(c for c in index if isinstance(c, str)), "__index_level_0__"]:
+        if name in table.column_names:
+            return name
+    return "task"
+
+
 def read_tasks(root: Path) -> list[str]:
     table = pq.read_table(root / TASKS_PATH)
     order = np.argsort(table.column("task_index").to_numpy())
-    return [table.column("task").to_pylist()[i] for i in order]
+    tasks = table.column(task_column(table)).to_pylist()
+    return [tasks[i] for i in order]
 
 
 def _episode_columns(features: dict) -> dict[str, pa.DataType]:

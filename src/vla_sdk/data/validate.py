@@ -89,6 +89,10 @@ def read_parquet(path: Path) -> pa.Table:
         raise InputError(f"{path}: unreadable parquet, truncated or corrupt ({one_line(e)})") from None
 
 
+def _is_str(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -120,7 +124,10 @@ def info_problems(info) -> list[str]:
         if key not in info:
             out.append(f"missing field {key!r}")
     if "codebase_version" in info and info["codebase_version"] != L.CODEBASE_VERSION:
-        out.append(f"codebase_version is {info['codebase_version']!r}, expected {L.CODEBASE_VERSION!r}")
+        hint = ""
+        if info["codebase_version"] in ("v2.0", "v2.1"):
+            hint = " (convert it: vla dataset convert --from lerobot-v2.1 SRC --out DIR)"
+        out.append(f"codebase_version is {info['codebase_version']!r}, expected {L.CODEBASE_VERSION!r}{hint}")
     if "fps" in info and not (_is_int(info["fps"]) and 0 < info["fps"] <= MAX_FPS):
         out.append(f"fps must be an integer in 1..{MAX_FPS}, got {info['fps']!r}")
     for key in ("total_episodes", "total_frames", "total_tasks"):
@@ -183,9 +190,11 @@ def info_problems(info) -> list[str]:
 def tasks_problems(table: pa.Table) -> list[str]:
     """Problems in meta/tasks.parquet (task strings with a contiguous task_index)."""
     out = []
-    for col, ok in (("task_index", pa.types.is_integer), ("task", pa.types.is_string)):
+    task = L.task_column(table)  # "task", or LeRobot's pandas index column of task strings
+    for col, ok in (("task_index", pa.types.is_integer), (task, _is_str)):
         if col not in table.column_names:
-            out.append(f"no column {col!r} (has {table.column_names})")
+            why = " nor a pandas index of task strings" if col == "task" else ""
+            out.append(f"no column {col!r}{why} (has {table.column_names})")
         elif not ok(table.schema.field(col).type):
             out.append(f"column {col!r} has type {table.schema.field(col).type}")
         elif table.column(col).null_count:
@@ -224,7 +233,7 @@ def episodes_problems(table: pa.Table, vkeys: list[str]) -> list[str]:
             continue
         t = table.schema.field(col).type
         ok = {
-            "tasks": lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_string(t.value_type),
+            "tasks": lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t)) and _is_str(t.value_type),
             "vla/extra": pa.types.is_string,
         }.get(col, pa.types.is_string if col.startswith("vla/sha256/") else pa.types.is_fixed_size_list)
         if not ok(t):
@@ -463,7 +472,10 @@ def validate(root: str | Path) -> list[Problem]:
     unchecked = checksums.unchecked_episodes(episodes)
     if unchecked:
         some = unchecked if len(unchecked) <= 10 else [*unchecked[:10], "..."]
-        err("meta/episodes", f"episodes {some} were {UNCHECKED}", "warning")
+        if info.get("vla") is None:  # written by another tool (LeRobot): there never were checksums
+            err("meta/episodes", f"episodes {some} carry no checksums (not written by this SDK)", "warning")
+        else:
+            err("meta/episodes", f"episodes {some} were {UNCHECKED}", "warning")
 
     frames = []
     for i, r in enumerate(rows):
