@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
+import optax
 import pytest
 
 from vla_sdk.cli import main
@@ -300,8 +302,10 @@ def test_time_budget_refits_when_the_machine_slows_down(demos, cache, tmp_path, 
 
     clock = {"t": 0.0, "steps": 0}
     step_fn = loop.Stepper.train_step
+    steppers = set()
 
     def slow_later(self, state, batch):  # the simulated machine: 20 ms a step, then 1 s after step 30
+        steppers.add(self)
         clock["steps"] += 1
         clock["t"] += 0.02 if clock["steps"] <= 30 else 1.0
         return step_fn(self, state, batch)
@@ -319,8 +323,16 @@ def test_time_budget_refits_when_the_machine_slows_down(demos, cache, tmp_path, 
     assert out["stopped"] == "finished" and out["steps"] == out["total_steps"] == clock["steps"] == 119
     assert clock["t"] <= 100.0 and out["last_checkpoint"] == 119
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["steps"] == 119
-    last_lr = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][-2]["lr"]
-    assert last_lr < 0.06 * cfg.lr  # the cosine schedule decayed (its end: 5 % of the peak)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-2]["lr"] < 0.06 * cfg.lr  # the cosine schedule decayed (its end: 5 % of the peak)
+    # the refits (100000 -> 4500 -> ... -> 119 steps) changed an input of the step, not its program
+    (stepper,) = steppers
+    assert stepper._train._cache_size() == 1, "a --time-budget refit compiled the train step again"
+    # after the last refit (at step 75): the learning rate of the schedule over 119 steps, as optax computes it
+    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, 10, 119, end_value=cfg.lr * cfg.final_lr_fraction)
+    logged = [(r["step"], r["lr"]) for r in rows if "lr" in r and r["step"] > 75]
+    want = jax.jit(jax.vmap(schedule))(np.array([s - 1 for s, _ in logged], np.int32))  # step s ran at count s - 1
+    assert len(logged) == 5 and [lr for _, lr in logged] == [float(x) for x in want]
 
 
 def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_on_the_same_curve(demos, cache, tmp_path):

@@ -341,9 +341,9 @@ def train(
                 fitted = _fit_steps(step, cap, per_step, _clock() - t_start, cfg.time_budget)
                 fit_mark = (step, _clock())
                 if fitted != total:
-                    total, cfg, stepper = _refit(fitted, cfg, model, mesh, bar, write_config)
+                    total, cfg = _refit(fitted, cfg, stepper, bar, write_config)
                     log(f"--time-budget: {total} steps fit ({per_step * 1000:.0f} ms/step)")
-                    fit_mark = None  # the step functions compile again: time from the next step on
+                    fit_mark = None  # the pace is measured again from the next step on
             elif fit_mark is None and steps_timed > 6 and cfg.time_budget:
                 jax.block_until_ready(m)
                 fit_mark = (step, _clock())
@@ -406,7 +406,7 @@ def train(
                     fit_mark = (step, _clock())
                     if abs(fitted - total) > 0.05 * total:
                         log(f"--time-budget: {fitted} steps fit now, not {total} ({per_step * 1000:.0f} ms/step)")
-                        total, cfg, stepper = _refit(fitted, cfg, model, mesh, bar, write_config)
+                        total, cfg = _refit(fitted, cfg, stepper, bar, write_config)
                         fit_mark = None
                 if deadline and step < total:
                     stop_reason = "time budget"
@@ -447,13 +447,14 @@ def _fit_steps(step: int, cap: int, per_step: float, elapsed: float, budget: flo
     return max(step + 1, min(cap, step + int((budget - elapsed - reserve) / per_step)))
 
 
-def _refit(total: int, cfg: TrainConfig, model: VLA, mesh, bar, write_config) -> tuple[int, TrainConfig, Stepper]:
-    """A new step count: the same state structure with the learning-rate schedule over ``total`` steps (the step
-    functions compile again)."""
+def _refit(total: int, cfg: TrainConfig, stepper: Stepper, bar, write_config) -> tuple[int, TrainConfig]:
+    """A new step count: the same state and the same compiled step, with the learning-rate schedule over ``total``
+    steps (an input of the step, so nothing compiles again); config.json says it, so a --resume keeps it."""
     cfg = cfg.replace(steps=total)
     bar.total = total
     write_config(cfg)
-    return total, cfg, Stepper(model, cfg, total, mesh)
+    stepper.set_total_steps(total)
+    return total, cfg
 
 
 def _val_loss(stepper, state, store, transform, cfg, mcfg, part=(0, 1), n_batches: int = 4) -> float:

@@ -22,31 +22,78 @@ from vla_sdk.train.augment import augment_images, drop_state, noisy_state
 from vla_sdk.train.config import TrainConfig
 
 
-def make_optimizer(cfg: TrainConfig, total_steps: int, params: dict) -> tuple[optax.GradientTransformation, object]:
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.lr, cfg.warmup_steps, max(total_steps, cfg.warmup_steps + 1), end_value=cfg.lr * cfg.final_lr_fraction
-    )
+def schedule_inputs(cfg: TrainConfig, total_steps: int) -> dict[str, np.ndarray]:
+    """The learning-rate schedule of a run of ``total_steps`` steps as float32 scalars, inputs of the jitted step
+    (a --time-budget refit, another --steps, --lr or --warmup-steps change no XLA program): linear warmup from 0 to
+    ``cfg.lr`` over ``cfg.warmup_steps``, then cosine decay to ``lr * final_lr_fraction`` at ``total_steps``, i.e.
+    ``optax.warmup_cosine_decay_schedule(0, lr, warmup, max(total_steps, warmup + 1), lr * final_lr_fraction)``.
+
+    The values are those XLA folds that schedule's constants into when it compiles them into the program (as this
+    trainer did before; tests/train/test_schedule.py holds them to it): ``pi / decay`` as ``pi * (1 / decay)``, ``0.5``
+    times ``1 - alpha``, ``1 / warmup``, each rounded to float32 as XLA does, so the learning rate of every step, and
+    with it the loss curve of a run and of a run resumed from older checkpoints, stays the same bit for bit."""
+    f32 = np.float32
+    lr, warmup = float(cfg.lr), cfg.warmup_steps
+    alpha = (lr * cfg.final_lr_fraction) / lr  # as optax computes it (in float64), not final_lr_fraction itself
+    decay = max(total_steps, warmup + 1) - warmup  # steps of the cosine part
+    return {
+        "lr": f32(lr),
+        "neg_lr": f32(0.0 - lr),
+        "warmup": np.int32(warmup),
+        "inv_warmup": f32(1) / f32(max(warmup, 1)),  # unused without a warmup (the cosine starts at step 0)
+        "decay": f32(decay),
+        "cos_scale": f32(np.pi) * (f32(1) / f32(decay)),
+        "half_one_minus_alpha": f32(0.5) * f32(1.0 - alpha),
+        "alpha": f32(alpha),
+    }
+
+
+def lr_schedule(count, hp: dict):
+    """The learning rate at step ``count`` (int32) of the schedule whose :func:`schedule_inputs` are ``hp``."""
+    warm = (1 - jnp.clip(count, 0, hp["warmup"]) * hp["inv_warmup"]) * hp["neg_lr"] + hp["lr"]
+    t = jnp.minimum(count - hp["warmup"], hp["decay"])
+    decayed = (jnp.cos(t * hp["cos_scale"]) + 1) * hp["half_one_minus_alpha"] + hp["alpha"]
+    return jnp.where(count < hp["warmup"], warm, decayed * hp["lr"])
+
+
+def make_optimizer(cfg: TrainConfig, schedule, params: dict) -> optax.GradientTransformation:
+    """AdamW with ``schedule`` (step -> learning rate), gradient clipping, and the frozen parts of ``params`` (only
+    its structure is read) for --finetune head/lora. The optimizer state's structure does not depend on the
+    schedule: ``tx.init`` with one schedule gives the state ``tx.update`` with another continues."""
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
     if cfg.finetune == "head":  # only the action head learns; everything else is frozen
         labels = {k: jax.tree.map(lambda _, k=k: "train" if k == "head" else "freeze", v) for k, v in params.items()}
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
     elif cfg.finetune == "lora":  # low-rank adapters on the backbone + the action head
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, lora.labels(params))
-    return tx, schedule
+    return tx
 
 
 class Stepper:
-    """Jitted train and eval steps for one model structure on one device mesh."""
+    """Jitted train and eval steps for one model structure on one device mesh. The learning-rate schedule over
+    ``total_steps`` is an input of the train step, not part of its program: :meth:`set_total_steps` changes it
+    without compiling again."""
 
     def __init__(self, model: VLA, cfg: TrainConfig, total_steps: int, mesh: Mesh):
         self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
         self.template = params
         self.cfg, self.mesh = cfg, mesh
-        self.tx, self.schedule = make_optimizer(cfg, total_steps, self.trainable(nnx.to_pure_dict(params)))
         self.replicated = NamedSharding(mesh, PartitionSpec())
+        self.set_total_steps(total_steps)
+        self.tx = make_optimizer(cfg, self.lr, self.trainable(nnx.to_pure_dict(params)))  # for init_state
         self.data_sharding = NamedSharding(mesh, PartitionSpec("data"))
         self._train = jax.jit(self._train_step, donate_argnums=0)
         self._loss = jax.jit(self._eval_loss)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Decay the learning rate over ``total_steps`` from now on (a --time-budget refit): the same state, the
+        same compiled step."""
+        self.total_steps = total_steps
+        self.hparams = jax.device_put(schedule_inputs(self.cfg, total_steps), self.replicated)
+
+    def lr(self, step):
+        """The learning rate at ``step`` (host or traced) of the schedule over the current total steps."""
+        return lr_schedule(step, self.hparams)
 
     # ---- state -------------------------------------------------------------------------------------------------
     def trainable(self, params: dict) -> dict:
@@ -68,7 +115,7 @@ class Stepper:
         return nnx.merge(self.graphdef, p, self.rest)
 
     # ---- steps -------------------------------------------------------------------------------------------------
-    def _train_step(self, state: dict, batch: dict):
+    def _train_step(self, state: dict, batch: dict, hparams: dict):
         cfg = self.cfg
         rng = jax.random.fold_in(jax.random.key(cfg.seed), state["step"])
         k_aug, k_loss = jax.random.split(rng)  # as before --state-noise existed: older runs resume on the same keys
@@ -85,11 +132,12 @@ class Stepper:
             return self.model(params).loss(batch, k_loss, cfg.env_state_weight)
 
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
+        tx = make_optimizer(cfg, lambda count: lr_schedule(count, hparams), state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         d = cfg.ema_decay
         ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state["ema"], params)
-        metrics = {**metrics, "grad_norm": optax.global_norm(grads), "lr": self.schedule(state["step"])}
+        metrics = {**metrics, "grad_norm": optax.global_norm(grads), "lr": lr_schedule(state["step"], hparams)}
         return {"step": state["step"] + 1, "params": params, "ema": ema, "opt_state": opt_state}, metrics
 
     def _eval_loss(self, params: dict, batch: dict, rng):
@@ -107,7 +155,7 @@ class Stepper:
         return jax.device_put(batch, self.data_sharding)
 
     def train_step(self, state: dict, batch: dict) -> tuple[dict, dict]:
-        return self._train(state, self.shard_batch(batch))
+        return self._train(state, self.shard_batch(batch), self.hparams)
 
     def eval_loss(self, params: dict, batch: dict, seed: int = 0) -> float:
         return float(self._loss(params, self.shard_batch(batch), jax.random.key(seed)))
