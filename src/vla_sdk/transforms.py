@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from vla_sdk.errors import InputError
-from vla_sdk.model.config import ModelConfig
+from vla_sdk.model.config import ModelConfig, image_hw
 from vla_sdk.model.tokenizer import ByteTokenizer
 from vla_sdk.schema import ENV_STATE
 
@@ -56,7 +56,7 @@ class Normalizer:
 def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 [..., h, w, 3] -> uint8 [..., H, W, 3] for ``size`` (H, W) (antialiased bilinear); a no-op at the right
     size. An image of another aspect ratio is stretched, as in training: the frame cache resizes the same way."""
-    size = tuple(size)
+    size = image_hw(size)  # an int is a square
     if images.shape[-3:-1] == size:
         return images
     shape = (*images.shape[:-3], *size, images.shape[-1])

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from vla_sdk.data import layout as L
 from vla_sdk.data.reader import Dataset
 from vla_sdk.errors import InputError
+from vla_sdk.model.config import image_hw
 from vla_sdk.transforms import PolicyTransform, resize_images, state_offset
 
 DEFAULT_CACHE = Path(os.environ.get("VLA_CACHE", Path.home() / ".cache" / "vla-sdk")) / "frames"
@@ -36,7 +37,7 @@ class FrameStore:
         datasets: list[Dataset],
         episodes: list[tuple[int, int]],
         cameras: tuple[str, ...],
-        image_size: tuple[int, int],
+        image_size: tuple[int, int] | int,  # (height, width); an int is a square
         cache_dir: Path | None = None,
         progress: bool = True,
     ):
@@ -65,7 +66,7 @@ class FrameStore:
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         self.frame_episode = np.repeat(np.arange(len(episodes)), self.lengths)  # [N]
         self.tasks = tasks
-        self.images = self._images(datasets, image_size, Path(cache_dir or DEFAULT_CACHE), progress)
+        self.images = self._images(datasets, image_hw(image_size), Path(cache_dir or DEFAULT_CACHE), progress)
 
     def __len__(self) -> int:
         return len(self.states)
