@@ -39,9 +39,13 @@ def test_fuzz_finds_no_traceback_crash_hang_or_undetected_damage(inputs, target,
     assert bad == {"traceback": 0, "crash": 0, "hang": 0}, proc.stdout
     assert report["detected"] == report["must_detect"], proc.stdout
     assert proc.returncode == 0, proc.stdout
-    # the cases are real damage: most entries refuse most of them, clearly
+    # the cases are real damage: many hit bytes that must be detected, and some are refused clearly
     clear = sum(n["clear"] for n in report["counts"].values())
-    assert clear > 0.3 * CASES[target], proc.stdout
+    assert clear >= 1, proc.stdout
+    if target == "checkpoints":  # damage to orbax's bookkeeping or the optimizer state may load and act unchanged
+        assert report["must_detect"] > 0.3 * CASES[target], proc.stdout
+    else:
+        assert clear > 0.3 * CASES[target], proc.stdout
     if target == "datasets":
         assert report["must_detect"] > 0.3 * CASES[target]  # many cases changed data or video bytes
 

@@ -28,7 +28,9 @@ EXAMPLES = {
         "  vla record aloha2/transfer_cube --teleop scripted --episodes 50 --out demos/transfer_cube\n"
         "  vla record aloha2/transfer_cube --episodes 50 --out demos/transfer_cube --resume   # after a crash\n"
         "  vla record aloha2/transfer_cube --teleop replay --source demos/transfer_cube --episodes 5 --out /tmp/r\n"
-        "  vla record fr3/pick_place --teleop keyboard --episodes 10 --out demos/my_pick_place"
+        "  vla record fr3/pick_place --teleop keyboard --episodes 10 --out demos/my_pick_place\n"
+        "  vla record aloha2/transfer_cube --robot aloha2-emulated --teleop leader --episodes 3 --out /tmp/lead\n"
+        "  vla record aloha2/transfer_cube --robot ~/aloha2.json --teleop leader --episodes 50 --episode-seconds 20"
     ),
     "train": (
         "examples:\n"
@@ -42,13 +44,22 @@ EXAMPLES = {
         "  vla eval runs/tc --task aloha2/transfer_cube --episodes 50 --workers 2 --video-dir out/eval --json\n"
         "  vla eval runs/tc --replay demos/transfer_cube          # offline: predicted chunks vs recorded actions\n"
         "  vla eval runs/fr3 --env-map my_env.json --episodes 20   # a third-party gymnasium env\n"
-        "  vla eval runs/tc --replay demos/transfer_cube --episodes 5 --seed 0   # replay dataset episodes 0-4"
+        "  vla eval runs/tc --replay demos/transfer_cube --episodes 5 --seed 0   # replay dataset episodes 0-4\n"
+        "  vla eval runs/tc --task aloha2/transfer_cube --episodes 20 --video-dir out/eval   # + out/eval/report.html"
     ),
+    "plot": "example:\n  vla plot runs/tc     # runs/tc/curves.png: loss, validation loss, sim success vs step",
     "run": (
         "examples:\n"
         "  vla run runs/tc --task aloha2/transfer_cube --video out/run.mp4   # as `vla eval` measured it (receding)\n"
         "  vla run runs/tc --task aloha2/transfer_cube --execution async --execute 20\n"
-        "  vla run --server ws://127.0.0.1:8000 --task aloha2/transfer_cube   # a policy served by `vla serve`"
+        "  vla run --server ws://127.0.0.1:8000 --task aloha2/transfer_cube   # a policy served by `vla serve`\n"
+        "  vla run runs/tc --task aloha2/transfer_cube --robot aloha2-emulated --max-seconds 60   # emulated buses\n"
+        "  vla run runs/tc --task aloha2/transfer_cube --robot ~/aloha2.json   # a robot config file (real arms)"
+    ),
+    "robot emulate": (
+        "examples:\n"
+        "  vla robot emulate aloha2 --dir /tmp/aloha   # emulated buses + /tmp/aloha/robot.json, until Ctrl-C\n"
+        "  vla run runs/tc --task aloha2/transfer_cube --robot /tmp/aloha/robot.json   # in another terminal"
     ),
     "serve": (
         "examples:\n"
@@ -74,7 +85,12 @@ EXAMPLES = {
         '      --task-instruction "pick up the cube and hand it over" --image-size 128 128\n'
         "  vla dataset convert --from lerobot-v2.1 ~/lerobot_data/koch_pick_place --out data/koch_pick_place"
     ),
-    "dataset viz": "example:\n  vla dataset viz demos/transfer_cube --episode 3 --out ep3.mp4",
+    "dataset viz": (
+        "examples:\n"
+        "  vla dataset viz demos/transfer_cube --episode 3 --out ep3.mp4\n"
+        "  vla dataset viz demos/transfer_cube --episode 3 --rerun              # the Rerun viewer (extra: rerun)\n"
+        "  vla dataset viz demos/transfer_cube --episode 3 --rerun-save ep3.rrd   # a recording: rerun ep3.rrd"
+    ),
 }
 
 
@@ -174,6 +190,13 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore-checksums",
         action="store_true",
         help="--resume: continue even if committed files fail their SHA-256 checksums (default: refuse, naming them)",
+    )
+    rec.add_argument(
+        "--robot",
+        help="leader: the robot to record from: aloha2-emulated or a robot config file (default %(default)s)",
+    )
+    rec.add_argument(
+        "--episode-seconds", type=float, help="leader: seconds per episode (default: the task's time limit)"
     )
     rec.add_argument("--json", action="store_true", help="print a JSON summary")
     _config_defaults(rec, RecordConfig)
@@ -358,7 +381,23 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="episode length in control steps, below or above the task's limit (default: that limit)",
     )
+    ev.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write a self-contained HTML report (success rate and interval, episodes, latency, video links) "
+        "(default: VIDEO_DIR/report.html with --video-dir, else none)",
+    )
     ev.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    pl = sub.add_parser(
+        "plot",
+        help="draw a training run's curves (loss, validation loss, sim success) to a PNG",
+        epilog=EXAMPLES["plot"],
+        formatter_class=fmt,
+    )
+    pl.add_argument("run", type=Path, metavar="RUN", help="training run folder (`vla train --out RUN`)")
+    pl.add_argument("--out", type=Path, metavar="FILE", help="PNG to write (default RUN/curves.png)")
 
     rn = sub.add_parser(
         "run",
@@ -373,7 +412,13 @@ def _parser() -> argparse.ArgumentParser:
         "--server", metavar="URL", help="instead of POLICY: a policy served by `vla serve` (ws://HOST:PORT)"
     )
     rn.add_argument("--token", help="--server: the server's token (default: $VLA_SERVE_TOKEN)")
-    rn.add_argument("--task", required=True, help="ROBOT/TASK (the robot side is the simulator)")
+    rn.add_argument("--task", required=True, help="ROBOT/TASK: the robot and the instruction (and a twin's scene)")
+    rn.add_argument(
+        "--robot",
+        default="sim",
+        help="sim (the task's simulator), aloha2-emulated (emulated Dynamixel buses seen through the task's twin) "
+        "or a robot config file (docs/robots-and-tasks.md) (default %(default)s)",
+    )
     rn.add_argument("--seed", type=int, default=0)
     rn.add_argument(
         "--execution",
@@ -403,6 +448,13 @@ def _parser() -> argparse.ArgumentParser:
         "(docs/export.md; default none)",
     )
     ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="artifact to write, e.g. policy.vla")
+    ex.add_argument(
+        "--format",
+        choices=["stablehlo", "onnx"],
+        default="stablehlo",
+        help="the function's serialization: jax.export StableHLO (default; runs with jax) or an ONNX graph for "
+        "onnxruntime (--quantize none or int8; needs pip install 'vla-sdk[onnx]'; docs/export.md)",
+    )
     ex.add_argument("--check-task", metavar="ROBOT/TASK", help="also compare float vs exported success rates in sim")
     ex.add_argument("--episodes", type=int, default=10, help="episodes per policy for --check-task (default 10)")
     ex.add_argument("--execute", type=int, help="--check-task: actions executed per chunk (default: as trained)")
@@ -437,6 +489,43 @@ def _parser() -> argparse.ArgumentParser:
         default=100.0,
         help="requests per second per connection, bursts up to as many (default 100; 0: no limit)",
     )
+    sv.add_argument(
+        "--max-connections",
+        type=int,
+        default=128,
+        help="open connections at once; more are refused with HTTP 503 (default 128; 0: no cap)",
+    )
+    sv.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="close a connection that sends no complete message for this many seconds, with an error frame and "
+        "code 1008 (default 300; 0: never); the SDK's client reconnects on its next request",
+    )
+    sv.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        help="drop a TCP connection that has not finished the websocket handshake within this many seconds "
+        "(default 10)",
+    )
+
+    rb = sub.add_parser("robot", help="robots without hardware: emulated buses", formatter_class=fmt)
+    rbsub = rb.add_subparsers(dest="robot_command", required=True, metavar="{emulate}")
+    re_ = rbsub.add_parser(
+        "emulate",
+        help="emulated ALOHA 2 buses in this process and a robot config for them, until Ctrl-C",
+        epilog=EXAMPLES["robot emulate"],
+        formatter_class=fmt,
+    )
+    re_.add_argument("robot", choices=["aloha2"], help="the robot to emulate")
+    re_.add_argument("--dir", type=Path, required=True, help="folder for robot.json and the calibration files")
+    re_.add_argument("--leaders", action="store_true", help="emulate the leader arms too (for --teleop leader)")
+    re_.add_argument(
+        "--watchdog-s", type=float, default=0.5, help="the followers' bus watchdog, seconds (default %(default)s)"
+    )
+    re_.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    re_.add_argument("--json", action="store_true", help="print the watchdog events as JSON at the end")
 
     ds = sub.add_parser("dataset", help="inspect and check datasets", epilog=EXAMPLES["dataset"], formatter_class=fmt)
     dsub = ds.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
@@ -482,6 +571,17 @@ def _parser() -> argparse.ArgumentParser:
     dz.add_argument("--out", type=Path, help="mp4 path (default out/<dataset>_ep<K>.mp4)")
     dz.add_argument("--cameras", nargs="+", help="cameras to show (default: all)")
     dz.add_argument("--plot-height", type=int, default=160, help="height of the curve panel in pixels (default 160)")
+    dz.add_argument(
+        "--rerun",
+        action="store_true",
+        help="stream the episode to a new Rerun viewer instead of writing an mp4 (pip install 'vla-sdk[rerun]')",
+    )
+    dz.add_argument(
+        "--rerun-save",
+        type=Path,
+        metavar="FILE",
+        help="write the Rerun recording to FILE (.rrd; open it with `rerun FILE`)",
+    )
     return p
 
 
@@ -515,9 +615,11 @@ def _dispatch(args) -> int:
         ("record", None): commands.record,
         ("train", None): commands.train,
         ("eval", None): commands.eval_policy,
+        ("plot", None): commands.plot_run,
         ("run", None): commands.run_policy,
         ("export", None): commands.export,
         ("serve", None): commands.serve,
+        ("robot", "emulate"): commands.robot_emulate,
         ("dataset", "info"): commands.dataset_info,
         ("dataset", "validate"): commands.dataset_validate,
         ("dataset", "convert"): commands.dataset_convert,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from vla_sdk.errors import EXIT_INTERRUPTED, UsageError
@@ -103,8 +104,14 @@ def record(args) -> int:
         force=args.force,
         action_noise=args.action_noise,
         ignore_checksums=args.ignore_checksums,
+        robot=args.robot,
+        episode_seconds=args.episode_seconds,
     )
-    if args.teleop == "keyboard":
+    if args.teleop == "leader":
+        from vla_sdk.robots.teleop import record_leader
+
+        summary = record_leader(cfg, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    elif args.teleop == "keyboard":
         from vla_sdk.data.keyboard import record_keyboard
 
         summary = record_keyboard(cfg)
@@ -218,6 +225,7 @@ def eval_policy(args) -> int:
             "--execute": args.execute is not None,
             "--delay-steps": args.delay_steps is not None,
             "--max-steps": args.max_steps is not None,
+            "--report": args.report is not None,
         }
         given = [k for k, v in unused.items() if v]
         if given:
@@ -253,6 +261,12 @@ def eval_policy(args) -> int:
         max_steps=args.max_steps,
     )
     out = evaluate(cfg)
+    report = None
+    if args.report or args.video_dir:
+        from vla_sdk.report import REPORT_NAME, write_report
+
+        report = write_report(out, args.report or args.video_dir / REPORT_NAME)
+        out["report"] = str(report)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -266,6 +280,15 @@ def eval_policy(args) -> int:
         for e in out["per_episode"]:
             if e["stopped"]:
                 print(f"  seed {e['seed']} stopped after {e['steps']} steps: {e['stopped']}")
+        if report:
+            print(f"report: {out['report']}")
+    return 0
+
+
+def plot_run(args) -> int:
+    from vla_sdk.train.plot import plot_run
+
+    print(plot_run(args.run, args.out))
     return 0
 
 
@@ -294,6 +317,7 @@ def run_policy(args) -> int:
             video=video,
             max_seconds=args.max_seconds,
             log=lambda m: print(m, file=sys.stderr),
+            robot=args.robot,
         )
     finally:
         if args.server:
@@ -329,6 +353,9 @@ def serve(args) -> int:
         default_prompt=args.prompt,
         max_message_bytes=int(args.max_message_mb * 2**20),
         rate_limit=args.rate_limit,
+        max_connections=args.max_connections,
+        handshake_timeout=args.handshake_timeout,
+        idle_timeout=args.idle_timeout,
     )
 
     def ready(port: int) -> None:
@@ -341,6 +368,25 @@ def serve(args) -> int:
         )
 
     server.serve_forever(ready)
+    return 0
+
+
+def robot_emulate(args) -> int:
+    from vla_sdk.interrupt import StopRequest
+    from vla_sdk.robots.aloha2_emulated import EmulatedAloha2, serve_emulated, write_robot_config
+
+    emu = EmulatedAloha2(args.dir, leaders=args.leaders, watchdog_s=args.watchdog_s)
+    t0 = time.perf_counter()
+    with emu, StopRequest() as stop:
+        path = write_robot_config(emu)
+        print(f"emulated {args.robot}: {', '.join(f'{a} {e.port}' for a, e in emu.emulators.items())}", file=sys.stderr)
+        print(
+            f"robot config: {path}   (vla run POLICY --task aloha2/TASK --robot {path}); Ctrl-C stops", file=sys.stderr
+        )
+        done = lambda: stop.requested or (args.seconds is not None and time.perf_counter() - t0 >= args.seconds)  # noqa: E731
+        events = serve_emulated(emu, lambda m: print(m, file=sys.stderr), done)
+    if args.json:
+        print(json.dumps({"robot_config": str(path), "events": events}, indent=2))
     return 0
 
 
@@ -357,6 +403,7 @@ def export(args) -> int:
         episodes=args.episodes,
         execute=args.execute,
         platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
+        format=args.format,
     )
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
@@ -432,8 +479,15 @@ def dataset_convert(args) -> int:
 
 
 def dataset_viz(args) -> int:
-    from vla_sdk.data.viz import render_episode_video
+    from vla_sdk.data.viz import render_episode_video, stream_episode_rerun
 
+    if args.rerun or args.rerun_save:
+        if args.out:
+            raise UsageError("--out names the mp4; with --rerun the episode goes to Rerun (--rerun-save FILE: a file)")
+        r = stream_episode_rerun(args.path, args.episode, cameras=args.cameras, save=args.rerun_save)
+        where = r["out"] or "the Rerun viewer"
+        print(f"{where}: episode {r['episode']}, {r['frames']} frames at {r['fps']} fps, cameras {r['cameras']}")
+        return 0
     out = args.out or Path("out") / f"{args.path.resolve().name}_ep{args.episode}.mp4"
     r = render_episode_video(args.path, args.episode, out, cameras=args.cameras, plot_height=args.plot_height)
     print(f"{r['out']}: episode {r['episode']}, {r['frames']} frames at {r['fps']} fps, {r['size'][1]}x{r['size'][0]}")

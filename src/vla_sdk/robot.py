@@ -73,11 +73,12 @@ class SimRobot:
 class RobotSource:
     """A robot (this module's contract) as a :class:`vla_sdk.episode.EpisodeSource`: ``reset()`` connects (once),
     ``observe()`` reads the robot, ``step(action)`` sends, ``done``/``success`` come from ``status()``. The caller
-    disconnects."""
+    disconnects. ``keep_sent``: keep every action the robot reports it sent (after its clamps) in :attr:`sent`."""
 
-    def __init__(self, robot):
+    def __init__(self, robot, keep_sent: bool = False):
         self.robot = robot
         self.connected = False
+        self.sent: list[np.ndarray] | None = [] if keep_sent else None
 
     def reset(self) -> None:
         if not self.connected:
@@ -88,7 +89,9 @@ class RobotSource:
         return self.robot.observe()
 
     def step(self, action: np.ndarray) -> None:
-        self.robot.send_action(action)
+        sent = self.robot.send_action(action)
+        if self.sent is not None:
+            self.sent.append(np.asarray(sent, dtype=np.float64))
 
     def _status(self) -> dict:
         status = getattr(self.robot, "status", None)

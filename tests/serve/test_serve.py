@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 
 from vla_sdk.errors import UsageError
 from vla_sdk.serve.client import PolicyClient, ServerError
-from vla_sdk.serve.server import PolicyServer
+from vla_sdk.serve.server import PolicyServer, TokenBucket
 from vla_sdk.serve.wire import WireError, pack, unpack
 
 openpi = pytest.importorskip(
@@ -138,7 +138,7 @@ def test_a_bad_observation_gets_an_error_frame_naming_the_field_and_the_server_s
         ws.send("hello")
         assert _error(ws)[1] == 1003
     client = openpi.WebsocketClientPolicy(host="127.0.0.1", port=served.port)  # openpi raises the text frame
-    with pytest.raises(RuntimeError, match="state: expected float \\[8\\]"):
+    with pytest.raises(RuntimeError, match="field 'state': expected float\\[8\\], got float64\\[3\\]"):
         client.infer(bad["state"])
     client = openpi.WebsocketClientPolicy(host="127.0.0.1", port=served.port)  # the next client is served
     assert client.infer(good)["actions"].shape == (policy.horizon, 8)
@@ -185,15 +185,33 @@ def test_a_slow_inference_does_not_stall_other_connections():
         slow.close()
 
 
+def test_the_token_bucket_refills_at_its_rate_and_holds_at_most_its_burst():
+    now = [0.0]
+    bucket = TokenBucket(rate=5, burst=5, clock=lambda: now[0])  # a fake clock: exact, whatever the machine's load
+    assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
+    now[0] += 0.2  # one token back
+    assert bucket.take() and not bucket.take()
+    now[0] += 100.0  # refills to the burst, not beyond
+    assert sum(bucket.take() for _ in range(20)) == 5
+
+
 def test_rate_limit_and_message_size():
-    with PolicyServer(Fake(), port=0, rate_limit=5, max_message_bytes=4096) as server:
+    # Not timing-dependent: a flood of 40 requests against 2/s (burst 2) is refused within the first few, and the
+    # count served is checked against the bound the measured time allows (burst + rate x elapsed), not a guess of it.
+    rate = 2
+    with PolicyServer(Fake(), port=0, rate_limit=rate, max_message_bytes=4096) as server:
         with connect(server.url) as ws:
             ws.recv(timeout=30)
-            for _ in range(20):
+            t0 = time.monotonic()
+            for _ in range(40):
                 ws.send(pack(FAKE_OBS))
+            served = 0
             while isinstance(msg := ws.recv(timeout=30), bytes):
                 assert unpack(msg)["actions"].shape == (4, 2)
-            assert "rate limit" in msg
+                served += 1
+            elapsed = time.monotonic() - t0
+            assert rate <= served <= rate + rate * elapsed + 1, (served, elapsed)
+            assert "rate limit" in msg and "2 requests per second" in msg, msg
             with pytest.raises(websockets.ConnectionClosed):
                 ws.recv(timeout=30)
             assert ws.close_code == 1008
@@ -202,7 +220,156 @@ def test_rate_limit_and_message_size():
             ws.send(pack({**FAKE_OBS, "images": {"cam": np.zeros((64, 64, 3), np.uint8)}}))
             with pytest.raises(websockets.ConnectionClosed):
                 ws.recv(timeout=30)
-            assert ws.close_code == 1009  # too big
+            assert ws.close_code == 1009  # too big (websockets closes with the reason; no text frame)
+        with PolicyClient(server.url) as c:  # the server serves on
+            assert c({**FAKE_OBS, "instruction": "x"}).shape == (4, 2)
+
+
+def _good_client_loop(url: str, stop: threading.Event, out: dict) -> None:
+    """Requests until ``stop``, recording round trips (s) and errors: the well-formed client beside an abuser."""
+    try:
+        with PolicyClient(url, timeout=10) as c:
+            while not stop.is_set():
+                t = time.monotonic()
+                assert c({**FAKE_OBS, "instruction": "x"}).shape == (4, 2)
+                out["rt"].append(time.monotonic() - t)
+                time.sleep(0.01)
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        out["errors"].append(repr(e))
+
+
+def test_slowloris_connections_are_closed_after_the_timeouts_while_a_good_client_is_served():
+    import socket
+
+    with PolicyServer(Fake(), port=0, idle_timeout=0.5, handshake_timeout=0.5) as server:
+        stop, good = threading.Event(), {"rt": [], "errors": []}
+        worker = threading.Thread(target=_good_client_loop, args=(server.url, stop, good))
+        worker.start()
+        try:
+            t0 = time.monotonic()
+            silent_tcp = socket.create_connection(("127.0.0.1", server.port), timeout=10)  # never sends a byte
+            with connect(server.url) as silent, connect(server.url) as dribbler:
+                silent.recv(timeout=30), dribbler.recv(timeout=30)  # metadata
+                # a masked binary frame announcing 1000 bytes, then a byte every 0.1 s: no message ever completes
+                frame = b"\x82\xfe" + (1000).to_bytes(2, "big") + b"\0\0\0\0" + b"\x80" * 30
+
+                def dribble_bytes():
+                    for i in range(len(frame)):
+                        try:
+                            dribbler.socket.send(frame[i : i + 1])
+                        except OSError:  # closed by the server (the test checks how)
+                            return
+                        time.sleep(0.1)
+
+                dribble = threading.Thread(target=dribble_bytes)
+                dribble.start()
+                for ws in (silent, dribbler):
+                    text, code = _error(ws)
+                    assert "idle" in text and "0.5 s" in text and code == 1008, (text, code)
+                assert 0.4 < time.monotonic() - t0 < 5.0
+                dribble.join()
+            assert silent_tcp.recv(1024) == b""  # dropped at the handshake timeout (no websocket to carry a frame)
+            assert time.monotonic() - t0 < 5.0
+            silent_tcp.close()
+        finally:
+            stop.set()
+            worker.join()
+    assert not good["errors"] and len(good["rt"]) > 20, good["errors"]
+    assert max(good["rt"]) < 1.5  # served throughout: never held for a slow-loris's close (2 s) or idle wait
+
+
+def test_malformed_messages_of_each_kind_get_an_error_frame_and_the_server_serves_on():
+    import msgpack
+
+    good = FAKE_OBS
+    malformed = {
+        "random bytes": (bytes(range(256)) * 4, "not a msgpack message"),
+        "truncated": (pack(good)[:-20], "not a msgpack message"),
+        "not a map": (pack([1, 2]), "must be a map"),
+        "images not a map": (pack({**good, "images": 3}), "field 'images'"),
+        "missing camera": (pack({**good, "images": {}}), "no camera 'cam'"),
+        "image dtype": (pack({**good, "images": {"cam": np.zeros((8, 8, 3), np.float32)}}), "float32[8, 8, 3]"),
+        "image shape": (pack({**good, "images": {"cam": np.zeros((8, 8), np.uint8)}}), "uint8[8, 8]"),
+        "state shape": (
+            pack({**good, "state": np.zeros(3, np.int64)}),
+            "field 'state': expected float[2], got int64[3]",
+        ),
+        "state dtype": (pack({**good, "state": np.zeros(2, bool)}), "field 'state': expected float[2], got bool[2]"),
+        "state strings": (pack({**good, "state": ["a", "b"]}), "field 'state': expected float[2], got a list of 2"),
+        "state missing": (pack({k: v for k, v in good.items() if k != "state"}), "field 'state': missing"),
+        "state NaN": (pack({**good, "state": np.full(2, np.nan)}), "NaN"),
+        "prompt type": (pack({**good, "prompt": 7}), "field 'prompt': expected a string, got an int"),
+        "prompt too long": (pack({**good, "prompt": "x" * 70_000}), "field 'prompt': 70000 characters"),
+        "object array": (
+            msgpack.packb(
+                {"images": {"cam": {b"__ndarray__": True, b"data": b"\0" * 8, b"dtype": "|O", b"shape": [1]}}},
+                use_bin_type=True,
+            ),
+            "not allowed",
+        ),
+        "deep nesting": (b"\x91" * 5000 + b"\xc0", "nests too deeply"),
+        "too many items": (b"\xdd" + (2**16 + 1).to_bytes(4, "big") + b"\xc0" * (2**16 + 1), "more than 65536 entries"),
+        "reset seed": (pack({"__reset__": "x"}), "expected an int seed"),
+    }
+    with PolicyServer(Fake(), port=0, max_message_bytes=2**20) as server:
+        for kind, (message, says) in malformed.items():
+            with connect(server.url, max_size=None) as ws:
+                ws.recv(timeout=30)
+                ws.send(message)
+                text, code = _error(ws)
+                assert "bad observation" in text and says in text and code == 1007, (kind, text, code)
+        with connect(server.url) as ws:
+            ws.recv(timeout=30)
+            ws.send(pack({**good, "state": np.zeros(100_000)}))  # big (800 kB: decoded off the event loop), wrong
+            assert "got float64[100000]" in _error(ws)[0]
+        with connect(server.url) as ws:
+            ws.recv(timeout=30)
+            ws.send(b"\0" * (2**20 + 1))  # over the size limit
+            with pytest.raises(websockets.ConnectionClosed):
+                ws.recv(timeout=30)
+            assert ws.close_code == 1009 and "exceeds" in ws.close_reason
+        with PolicyClient(server.url) as c:
+            assert c({**good, "instruction": "x"}).shape == (4, 2)
+
+
+def test_the_connection_cap_refuses_clearly_and_frees_a_slot_on_close():
+    with PolicyServer(Fake(), port=0, max_connections=2) as server:
+        a, b = PolicyClient(server.url), PolicyClient(server.url)
+        with pytest.raises(
+            ServerError, match="HTTP 503 vla serve: too many connections \\(2 open.*--max-connections is 2"
+        ):
+            PolicyClient(server.url)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=30) as r:  # still answered
+            assert r.status == 200
+        assert a({**FAKE_OBS, "instruction": "x"}).shape == (4, 2)  # the open ones are served
+        b.close()
+        deadline = time.monotonic() + 10
+        while True:  # the server sees the close within moments
+            try:
+                c = PolicyClient(server.url)
+                break
+            except ServerError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert c({**FAKE_OBS, "instruction": "x"}).shape == (4, 2)
+        assert server.refused >= 1
+        a.close(), c.close()
+
+
+def test_the_sdk_client_reconnects_after_an_idle_close():
+    with PolicyServer(Fake(), port=0, idle_timeout=0.3) as server:
+        with PolicyClient(server.url) as c:
+            obs = {**FAKE_OBS, "instruction": "x"}
+            assert c(obs).shape == (4, 2)
+            deadline = time.monotonic() + 10
+            while c._ws.close_code is None:  # the server closes it as idle
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert c(obs).shape == (4, 2) and c.reconnects == 1  # nothing lost: the next request reconnects
+        with connect(server.url) as ws:  # a raw client sees the error frame
+            ws.recv(timeout=30)
+            text, code = _error(ws)
+            assert "idle" in text and code == 1008
 
 
 def test_the_wire_format_is_openpis_and_refuses_what_is_not_plain_numbers():

@@ -53,30 +53,45 @@ class ActionNoise:
         return out
 
 
-def open_dataset(cfg: RecordConfig, env: VlaEnv) -> DatasetWriter:
-    """Create the dataset for ``env`` (or reopen it with --resume, checking it matches)."""
-    emb = env.embodiment
-    fps = int(round(env.control_hz))
-    objects = env.physics.object_names()
-    features = L.make_features(emb.names, emb.names, list(env.cameras), env.image_size, fps, env_names=objects)
+def open_dataset(
+    cfg: RecordConfig,
+    env: VlaEnv | None,
+    *,
+    embodiment=None,
+    cameras: tuple[str, ...] | None = None,
+    image_size: tuple[int, int] | None = None,
+    fps: float | None = None,
+) -> DatasetWriter:
+    """Create the dataset for ``env`` (or reopen it with --resume, checking it matches). ``env``: the simulator (or
+    a robot's twin) whose object positions are recorded; the keywords override what it says (the cameras a twin
+    renders, a real robot's embodiment, cameras and rate, with ``env`` None: no object positions)."""
+    emb = embodiment or env.embodiment
+    cameras = tuple(env.cameras if cameras is None else cameras)
+    image_size = tuple(image_size or env.image_size)
+    fps = int(round(fps or env.control_hz))
+    spec_name = env.spec_name if env is not None else cfg.task
+    objects = env.physics.object_names() if env is not None else None
+    features = L.make_features(emb.names, emb.names, list(cameras), image_size, fps, env_names=objects)
     if cfg.resume:
         repair_meta(cfg.out)  # a commit killed where no atomic swap exists can leave meta/ set aside
     if cfg.resume and (cfg.out / L.INFO_PATH).exists():
         writer = DatasetWriter.open(cfg.out, ignore_checksums=cfg.ignore_checksums)
-        for key in ("observation.state", "action", *[L.camera_key(c) for c in env.cameras]):
+        for key in ("observation.state", "action", *[L.camera_key(c) for c in cameras]):
             have = writer.features.get(key, {}).get("shape")
             if have != features[key]["shape"]:
                 raise InputError(
                     f"{cfg.out}: feature {key!r} has shape {have}, this recording makes "
                     f"{features[key]['shape']} (same --task, --cameras and --image-size as before?)"
                 )
-        if writer.fps != fps or writer.info["vla"].get("task") != env.spec_name:
+        if writer.fps != fps or writer.info["vla"].get("task") != spec_name:
             raise InputError(
                 f"{cfg.out} was recorded from {writer.info['vla'].get('task')} at {writer.fps} fps; "
-                f"cannot resume it with {env.spec_name} at {fps} fps"
+                f"cannot resume it with {spec_name} at {fps} fps"
             )
         return writer
-    vla = {"task": env.spec_name, "robot": emb.name, "embodiment": emb.to_json(), "teleop": cfg.teleop}
+    vla = {"task": spec_name, "robot": emb.name, "embodiment": emb.to_json(), "teleop": cfg.teleop}
+    if cfg.robot != "sim":
+        vla["recorded_on"] = cfg.robot
     return DatasetWriter.create(cfg.out, features, fps, emb.name, vla, force=cfg.force)
 
 

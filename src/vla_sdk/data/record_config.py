@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vla_sdk.errors import InputError, UsageError
 
-TELEOPS = ("scripted", "keyboard", "replay")  # who drives a recording (--teleop)
+TELEOPS = ("scripted", "keyboard", "replay", "leader")  # who drives a recording (--teleop)
 
 
 @dataclass
@@ -29,6 +29,8 @@ class RecordConfig:
     replay_tolerance: float = 1e-3  # replay: max |state - recorded state| allowed
     action_noise: float = 0.0  # scripted: std (rad) of the noise added to the executed arm actions (DART)
     noise_tau: float = 0.5  # seconds: correlation time of that noise
+    robot: str = "sim"  # the robot recorded from: "sim", "aloha2-emulated" or a robot config file (robots/config.py)
+    episode_seconds: float | None = None  # leader: length of each episode (None: the task's time limit)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -42,5 +44,12 @@ class RecordConfig:
             raise UsageError(f"--action-noise must be in [0, 0.5] rad, got {self.action_noise}")
         if self.action_noise and self.teleop != "scripted":
             raise UsageError(f"--action-noise needs --teleop scripted, got --teleop {self.teleop}")
+        if (self.teleop == "leader") != (self.robot != "sim"):
+            raise UsageError(
+                "--teleop leader records from a robot's leader arms: give it with --robot (e.g. aloha2-emulated); "
+                f"got --teleop {self.teleop} --robot {self.robot}"
+            )
+        if self.episode_seconds is not None and self.episode_seconds <= 0:
+            raise UsageError(f"--episode-seconds must be > 0, got {self.episode_seconds}")
         if self.noise_tau <= 0:
             raise InputError(f"noise_tau must be > 0 seconds, got {self.noise_tau}")

@@ -1,4 +1,6 @@
-"""`vla dataset viz`: an episode as an mp4, its cameras tiled above its state and action curves.
+"""`vla dataset viz`: an episode as an mp4, its cameras tiled above its state and action curves; or, with
+``--rerun``, streamed to the Rerun viewer (or saved as an .rrd recording), one timeline of camera images and joint
+curves to scrub through.
 
 The plot is drawn with numpy alone: one line per dimension, in the dimension's colour (the palette below, in
 dimension order), the state bright and the action in a faded tone of the same colour, over the whole episode on one
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_sdk.data.reader import Dataset
-from vla_sdk.errors import UsageError
+from vla_sdk.errors import RuntimeFailure, UsageError
 from vla_sdk.video import VideoWriter
 
 BACKGROUND = np.array([18, 18, 18], np.uint8)
@@ -109,11 +111,7 @@ def render_episode_video(
     cameras tiled (scaled up by a whole factor to at least ``min_width`` pixels wide) above the curve panel."""
     from vla_sdk.episode import tile
 
-    ds = Dataset(root)
-    n = ds.num_episodes
-    if not 0 <= episode < n:
-        valid = f"valid: 0..{n - 1}" if n else "it has no episodes"
-        raise UsageError(f"--episode {episode} is out of range: {ds.root} holds {n} episode(s) ({valid})")
+    ds = _dataset(root, episode)
     if plot_height < 2 * MARGIN + 8 or plot_height % 2:
         raise UsageError(f"--plot-height must be even and at least {2 * MARGIN + 8} pixels, got {plot_height}")
     ep = ds.episode(episode, cameras=cameras)
@@ -145,4 +143,68 @@ def render_episode_video(
         "fps": ds.fps,
         "size": [int(frame.shape[0]), int(frame.shape[1])],
         "cameras": cams,
+    }
+
+
+def _dataset(root: str | Path, episode: int) -> Dataset:
+    ds = Dataset(root)
+    n = ds.num_episodes
+    if not 0 <= episode < n:
+        valid = f"valid: 0..{n - 1}" if n else "it has no episodes"
+        raise UsageError(f"--episode {episode} is out of range: {ds.root} holds {n} episode(s) ({valid})")
+    return ds
+
+
+RERUN_INSTALL = "pip install 'vla-sdk[rerun]'"
+
+
+def stream_episode_rerun(
+    root: str | Path, episode: int, *, cameras: list[str] | None = None, save: str | Path | None = None
+) -> dict:
+    """Episode ``episode`` of the dataset at ``root`` to Rerun (the optional ``rerun`` extra, rerun-sdk): a new
+    viewer is spawned, or with ``save`` the recording is written to that .rrd file (``rerun FILE`` opens it).
+
+    On the timelines ``frame`` (the frame index) and ``time`` (s from the episode's start): ``cameras/<name>`` the
+    images, ``state/<joint>`` and ``action/<joint>`` one scalar series per dimension (as LeRobot's viewer lays them
+    out), and ``task`` the instruction (static)."""
+    try:
+        import rerun as rr
+    except ImportError:
+        raise RuntimeFailure(f"--rerun needs rerun-sdk: {RERUN_INSTALL}") from None
+    ds = _dataset(root, episode)
+    ep = ds.episode(episode, cameras=cameras)
+    names = {
+        key: ds.features[key].get("names") or [f"{i}" for i in range(ep[key].shape[1])]
+        for key in ("observation.state", "action")
+    }
+    rec = rr.RecordingStream("vla_sdk", recording_id=f"{ds.root.name}_episode{episode}")
+    if save is not None:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        rec.save(str(save))
+    else:
+        rec.spawn()
+    length = len(ep["action"])
+    frames = np.arange(length)
+    seconds = frames / ds.fps
+    index = [rr.TimeColumn("frame", sequence=frames), rr.TimeColumn("time", duration=seconds)]
+    rec.log("task", rr.TextDocument(ep["task"] or ""), static=True)
+    for key, prefix in (("observation.state", "state"), ("action", "action")):
+        for d, name in enumerate(names[key]):
+            rec.send_columns(f"{prefix}/{name}", indexes=index, columns=rr.Scalars.columns(scalars=ep[key][:, d]))
+    for t in range(length):  # one image per camera and frame (rerun batches them)
+        rec.set_time("frame", sequence=t)
+        rec.set_time("time", duration=float(seconds[t]))
+        for cam, images in ep["images"].items():
+            rec.log(f"cameras/{cam}", rr.Image(images[t]))
+    rec.flush()
+    if save is not None:
+        rec.disconnect()  # finishes the file
+    return {
+        "out": None if save is None else str(save),
+        "episode": episode,
+        "frames": length,
+        "fps": ds.fps,
+        "cameras": list(ep["images"]),
+        "entities": [f"cameras/{c}" for c in ep["images"]]
+        + [f"{p}/{n}" for k, p in (("observation.state", "state"), ("action", "action")) for n in names[k]],
     }

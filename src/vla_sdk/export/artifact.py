@@ -9,7 +9,10 @@
                     int8 / uint8 (packed int4) values and float32 scales, named ``<tensor>.<w|q|scale>``
   sample.stablehlo  ``jax.export`` serialization of the inference function (see :mod:`vla_sdk.export.build`)
 
-Reading checks, in order: a readable zip with all three entries, the format name, the format version (newer than
+An ONNX artifact (``vla export --format onnx``; ``manifest["function"]["format"] == "onnx"``) holds ``model.onnx``
+instead of both: the graph with its weights as initializers (see :mod:`vla_sdk.export.onnx_build`).
+
+Reading checks, in order: a readable zip with all its entries, the format name, the format version (newer than
 :data:`FORMAT_VERSION` is refused), the manifest's own hash, then every part's hash. Any failure is an
 :class:`ArtifactError` naming the file and what failed. Imports numpy and the standard library only.
 """
@@ -32,10 +35,17 @@ from vla_sdk.errors import InputError, NotFound
 FORMAT = "vla-sdk-artifact"
 FORMAT_VERSION = 1
 MANIFEST, WEIGHTS, FUNCTION = "manifest.json", "weights.npz", "sample.stablehlo"
+ONNX_FUNCTION = "model.onnx"
 PARTS = (WEIGHTS, FUNCTION)
+ONNX_PARTS = (ONNX_FUNCTION,)
 # Every part is deflated: the manifest ~7x, the graph ~2x, quantized weights 10-15 % (small integers and the npy
 # headers of ~100 arrays), float32 weights ~8 %. Inflating costs milliseconds at load.
-COMPRESS = {WEIGHTS: zipfile.ZIP_DEFLATED, FUNCTION: zipfile.ZIP_DEFLATED}
+COMPRESS = {WEIGHTS: zipfile.ZIP_DEFLATED, FUNCTION: zipfile.ZIP_DEFLATED, ONNX_FUNCTION: zipfile.ZIP_DEFLATED}
+
+
+def parts_of(manifest: dict) -> tuple[str, ...]:
+    """The entries besides the manifest: by the function's format (StableHLO when the manifest names none)."""
+    return ONNX_PARTS if (manifest.get("function") or {}).get("format") == "onnx" else PARTS
 
 
 class ArtifactError(InputError):
@@ -46,7 +56,7 @@ class ArtifactError(InputError):
 class Artifact:
     manifest: dict
     weights: dict[str, np.ndarray]
-    function: bytes  # serialized jax.export.Exported
+    function: bytes  # serialized jax.export.Exported (or the ONNX model, whose weights are inside: weights {})
 
 
 def sha256(data: bytes) -> str:
@@ -82,7 +92,7 @@ def seal(manifest: dict, parts: dict[str, bytes]) -> dict:
 def write_artifact(path: str | Path, manifest: dict, parts: dict[str, bytes]) -> dict:
     """Write the archive atomically (temp file + rename); returns the sealed manifest."""
     path = Path(path)
-    missing = sorted(set(PARTS) - set(parts))
+    missing = sorted(set(parts_of(manifest)) - set(parts))
     if missing:
         raise InputError(f"artifact parts missing: {missing}")
     manifest = seal(manifest, parts)
@@ -92,7 +102,7 @@ def write_artifact(path: str | Path, manifest: dict, parts: dict[str, bytes]) ->
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False)
             z.writestr(MANIFEST, text, compress_type=zipfile.ZIP_DEFLATED)  # ~5x smaller
-            for name in PARTS:
+            for name in parts_of(manifest):
                 z.writestr(name, parts[name], compress_type=COMPRESS.get(name, zipfile.ZIP_STORED))
         os.replace(tmp, path)
     finally:
@@ -155,7 +165,7 @@ def read_artifact(path: str | Path) -> Artifact:
     manifest, z = read_manifest(path)
     with z:
         data = {}
-        for name in PARTS:
+        for name in parts_of(manifest):
             data[name] = _read_entry(z, path, name)
             want = manifest.get("parts", {}).get(name, {}).get("sha256")
             got = sha256(data[name])
@@ -164,4 +174,6 @@ def read_artifact(path: str | Path) -> Artifact:
                     f"{path}: part {name} failed its SHA-256 check (manifest {want}, file {got}): "
                     "the artifact was modified or damaged; re-export it"
                 )
+    if ONNX_FUNCTION in data:
+        return Artifact(manifest, {}, data[ONNX_FUNCTION])
     return Artifact(manifest, load_weights(data[WEIGHTS], f"{path}: {WEIGHTS}"), data[FUNCTION])

@@ -8,9 +8,10 @@ The inference function is traced from the Flax model at export time and serializ
 dequantization (int8 * scale, unpacked int4 * scale, bfloat16 bits -> float32) happens inside the function, so
 quantized weights travel and sit in memory quantized. ``images`` are uint8 [1, H, W, 3] per camera in config order;
 ``state`` is normalized and zero-padded [1, S]; masks are bool; ``key_data`` is the uint32 data of the sampling key
-(``jax.random.key_data``). Batch size 1, fixed shapes. Before writing, the artifact is loaded in memory by the
-runtime and compared with the float checkpoint policy (the accuracy report) and timed (the latency profile); both
-go into the manifest.
+(``jax.random.key_data``). Batch size 1, fixed shapes. ``format="onnx"`` (``--format onnx``) writes the same
+function as an ONNX graph instead (:mod:`vla_sdk.export.onnx_build`: weights inside the graph, noise an input).
+Before writing, the artifact is loaded in memory by the runtime and compared with the float checkpoint policy (the
+accuracy report) and timed (the latency profile); both go into the manifest.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ from vla_sdk.policy import Policy
 from vla_sdk.transforms import STD_FLOOR, Normalizer
 
 DEFAULT_PLATFORMS = ("cpu", "cuda")
+FORMATS = ("stablehlo", "onnx")  # the function's serialization: jax.export (default) or ONNX (jax2onnx)
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    return fmt
 
 
 def _jsonable(x):
@@ -154,14 +162,21 @@ def export_policy(
     latency_runs: int = 30,
     seed: int = 0,
     reference: Policy | None = None,
+    format: str = "stablehlo",
 ) -> tuple[dict, Policy, ArtifactPolicy]:
     """Export ``(params, meta)`` (as :func:`vla_sdk.checkpoint.read_checkpoint` returns them) to ``out``.
 
     ``reference``: the float policy of the same checkpoint, when the caller has one (saves a compile).
     ``gate_count`` / ``latency_runs`` 0 skip the accuracy report / latency profile (tests; `vla export` keeps both).
+    ``format``: ``"stablehlo"`` (jax.export; every mode) or ``"onnx"`` (jax2onnx; none or int8, ``platforms`` unused).
     Returns the export summary and both policies (float checkpoint, loaded artifact) for further checks.
     """
     check_mode(quantize)
+    if check_format(format) == "onnx":
+        from vla_sdk.export import onnx_build
+
+        onnx_build.require()
+        onnx_build.check_onnx_mode(quantize)
     check_meta(meta, source)
     float_policy = reference or Policy(params, meta, seed)
     cfg = float_policy.config
@@ -170,7 +185,12 @@ def export_policy(
         cfg = dataclasses.replace(cfg, env_state_dim=0)
     named, treedef = _named(params)
     stored, qmeta = quantize_params(named, quantize)
-    blob, fn = trace_function(cfg, treedef, qmeta, stored, platforms)
+    if format == "onnx":
+        impl = str(jax.random.key_impl(jax.random.key(0)))
+        blob, fn = onnx_build.trace_onnx(cfg, treedef, qmeta, stored)
+        fn = {"section": fn, "impl": impl}
+    else:
+        blob, fn = trace_function(cfg, treedef, qmeta, stored, platforms)
     keys = {"state": "observation.state", "action": "action"}
     norms = {k: Normalizer.from_stats(meta["stats"], key) for k, key in keys.items()}
     manifest = {
@@ -191,25 +211,43 @@ def export_policy(
             **{k: {"mean": n.mean.tolist(), "std": n.std.tolist()} for k, n in norms.items()},
         },
         "tokenizer": {"kind": "utf8-bytes", "max_len": cfg.max_tokens, "pad": PAD, "bos": BOS, "eos": EOS},
-        "rng": {"impl": fn["impl"], "per_call": "key_data(fold_in(key(seed), call_index))"},
+        "rng": {
+            "impl": fn["impl"],
+            "per_call": "normal(fold_in(key(seed), call_index), [1, T, A]) as the noise input"
+            if format == "onnx"
+            else "key_data(fold_in(key(seed), call_index))",
+        },
         "function": fn["section"],
         "quantization": qmeta,
     }
-    weights = A.weights_bytes(stored)
-    art_policy = ArtifactPolicy(manifest, A.load_weights(weights), blob, seed, where=str(out))
+    if format == "onnx":
+        import onnxruntime
+
+        from vla_sdk.export.runtime import OnnxArtifactPolicy
+
+        manifest["onnxruntime_version"] = onnxruntime.__version__
+        weights, parts = b"", {A.ONNX_FUNCTION: blob}
+        art_policy = OnnxArtifactPolicy(manifest, blob, seed, where=str(out))
+    else:
+        weights = A.weights_bytes(stored)
+        parts = {A.WEIGHTS: weights, A.FUNCTION: blob}
+        art_policy = ArtifactPolicy(manifest, A.load_weights(weights), blob, seed, where=str(out))
     frames, frames_source = gate_frames(meta, cfg, max(gate_count, 1)) if gate_count or latency_runs else ([], "")
     if gate_count:
         manifest["accuracy"] = {"source": frames_source, **compare(float_policy, art_policy, frames, seed)}
     if latency_runs:
         manifest["latency_ms"] = latency_profile(art_policy, frames[0], latency_runs)
+        if format == "onnx":
+            manifest["latency_ms"].update(platform="onnxruntime", device="CPUExecutionProvider")
         manifest["latency_ms"]["float_checkpoint_p50"] = latency_profile(float_policy, frames[0], latency_runs)["p50"]
-    sealed = A.write_artifact(out, manifest, {A.WEIGHTS: weights, A.FUNCTION: blob})
+    sealed = A.write_artifact(out, manifest, parts)
     A.read_artifact(out)  # verify what was written
     art_policy.manifest = art_policy.meta = sealed
     q = qmeta["bytes"]
     summary = {
         "artifact": str(out),
         "quantize": quantize,
+        "format": format,
         "file_bytes": Path(out).stat().st_size,
         "weights_npz_bytes": len(weights),
         "function_bytes": len(blob),
@@ -218,7 +256,7 @@ def export_policy(
         "quantized_ratio": q["quantized_stored"] / q["quantized_float32"] if q["quantized_float32"] else None,
         "quantized_tensors": sum(i["mode"] != "float32" for i in qmeta["tensors"].values()),
         "float_kept": len(qmeta["float_kept"]),
-        "platforms": fn["section"]["platforms"],
+        "platforms": fn["section"].get("platforms", ["onnxruntime CPUExecutionProvider"]),
         "accuracy": manifest.get("accuracy"),
         "latency_ms": manifest.get("latency_ms"),
     }
@@ -237,6 +275,11 @@ def export_checkpoint(
 ) -> dict:
     """``vla export``: read a run/checkpoint folder, export it, optionally compare success rates in simulation."""
     check_mode(quantize)  # before the (slow) checkpoint read
+    if check_format(kwargs.get("format", "stablehlo")) == "onnx":
+        from vla_sdk.export import onnx_build
+
+        onnx_build.require()
+        onnx_build.check_onnx_mode(quantize)
     from vla_sdk.checkpoint import read_checkpoint
 
     params, meta = read_checkpoint(path)
@@ -251,7 +294,7 @@ def export_checkpoint(
 def format_summary(s: dict) -> str:
     acc, lat, wb = s["accuracy"], s["latency_ms"], s["weights_bytes"]
     lines = [
-        f"{s['artifact']}: {s['quantize']}, {s['file_bytes'] / 1e6:.2f} MB "
+        f"{s['artifact']}: {s.get('format', 'stablehlo')} {s['quantize']}, {s['file_bytes'] / 1e6:.2f} MB "
         f"(weights {wb['stored'] / 1e6:.2f} MB = {100 * s['weights_ratio']:.1f} % of float32; "
         f"{s['quantized_tensors']} tensors quantized, {s['float_kept']} kept float), platforms {s['platforms']}"
     ]

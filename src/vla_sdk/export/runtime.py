@@ -64,6 +64,25 @@ class ArtifactPolicy:
 
     def __init__(self, manifest: dict, weights: dict[str, np.ndarray], function: bytes, seed: int = 0, where=""):
         where = where or "artifact"
+        self._describe(manifest, where)
+        fn = manifest["function"]
+        arrays = []
+        for spec in fn["weights"]:
+            a = weights.get(spec["name"])
+            if a is None:
+                raise ArtifactError(f"{where}: weights.npz has no array {spec['name']!r}")
+            if list(a.shape) != spec["shape"] or str(a.dtype) != spec["dtype"]:
+                raise ArtifactError(
+                    f"{where}: weights.npz {spec['name']!r} is {a.dtype}{list(a.shape)}, "
+                    f"the function takes {spec['dtype']}{spec['shape']}"
+                )
+            arrays.append(a)
+        _, self._fn = _compiled(function, where, manifest)
+        self._weights = [jax.device_put(a) for a in arrays]
+        self.reset(seed)
+
+    def _describe(self, manifest: dict, where: str) -> None:
+        """What every artifact format shares: config, the one transform, tokenizer check, embodiment, rng."""
         self.manifest = self.meta = manifest
         try:
             self.config = ModelConfig.from_dict(manifest["model_config"])
@@ -78,23 +97,8 @@ class ArtifactPolicy:
         if {k: tok.get(k) for k in want} != want:
             raise ArtifactError(f"{where}: tokenizer {tok} is not this vla-sdk's byte tokenizer {want}")
         self.embodiment = manifest.get("embodiment") or {}
-        fn = manifest["function"]
-        self._input_dtypes = [np.dtype(i["dtype"]) for i in fn["inputs"]]
-        arrays = []
-        for spec in fn["weights"]:
-            a = weights.get(spec["name"])
-            if a is None:
-                raise ArtifactError(f"{where}: weights.npz has no array {spec['name']!r}")
-            if list(a.shape) != spec["shape"] or str(a.dtype) != spec["dtype"]:
-                raise ArtifactError(
-                    f"{where}: weights.npz {spec['name']!r} is {a.dtype}{list(a.shape)}, "
-                    f"the function takes {spec['dtype']}{spec['shape']}"
-                )
-            arrays.append(a)
-        _, self._fn = _compiled(function, where, manifest)
-        self._weights = [jax.device_put(a) for a in arrays]
+        self._input_dtypes = [np.dtype(i["dtype"]) for i in manifest["function"]["inputs"]]
         self._impl = manifest["rng"]["impl"]
-        self.reset(seed)
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -146,7 +150,30 @@ class ArtifactPolicy:
         return self.transform.unactions(self.sample(self.inputs(obs)), obs["state"])[0]
 
 
+class OnnxArtifactPolicy(ArtifactPolicy):
+    """An ONNX artifact (``vla export --format onnx``): the same checks, transform and interface as
+    :class:`ArtifactPolicy`, onnxruntime in place of the StableHLO call (:mod:`vla_sdk.export.onnx_runtime`), the
+    noise drawn from the same per-call key and passed to the graph."""
+
+    def __init__(self, manifest: dict, model: bytes, seed: int = 0, where: str = "", threads: int = 0):
+        from vla_sdk.export.onnx_runtime import OnnxGraph
+
+        where = where or "artifact"
+        self._describe(manifest, where)
+        self._graph = OnnxGraph(manifest, model, where, threads)
+        self.reset(seed)
+
+    def sample(self, inputs: list[np.ndarray], noise: np.ndarray | None = None) -> np.ndarray:
+        """The graph on prepared inputs: model actions [1, T, A]; ``noise`` [1, T, A] instead of the seeded draw
+        (the call index advances either way)."""
+        key = jax.random.fold_in(self._rng, self.calls)
+        self.calls += 1
+        return self._graph(inputs, key if noise is None else noise)
+
+
 def load_artifact(path: str | Path, seed: int = 0) -> ArtifactPolicy:
-    """Read, verify and load an exported artifact (``vla export``)."""
+    """Read, verify and load an exported artifact (``vla export``; either format, by the manifest)."""
     art = read_artifact(path)
+    if art.manifest["function"].get("format") == "onnx":  # vla export --format onnx: onnxruntime runs it
+        return OnnxArtifactPolicy(art.manifest, art.function, seed, where=str(path))
     return ArtifactPolicy(art.manifest, art.weights, art.function, seed, where=str(path))

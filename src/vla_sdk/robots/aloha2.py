@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_sdk.embodiment import Embodiment, load_embodiment
-from vla_sdk.errors import InputError, NotFound, UsageError
+from vla_sdk.errors import InputError, NotFound, RuntimeFailure, UsageError
 from vla_sdk.protocols import RobotNotConnected, robot_features
 from vla_sdk.robots.dynamixel_bus import DynamixelBus, Motor
 
@@ -88,6 +90,20 @@ VX300S_LAYOUT: tuple[Servo, ...] = (
     Servo("wrist_angle", 7, "XM540-W270", "wrist_angle"),
     Servo("wrist_rotate", 8, "XM430-W350", "wrist_rotate"),
     Servo("gripper", 9, "XM430-W350", "gripper"),
+)
+
+
+# The leader arms (Trossen WidowX 250 6DOF, as ALOHA 2's leaders are built; assumed like the follower layout, and
+# checked at connect by each servo's model number): one shoulder shadow, no elbow shadow, XL430s from the forearm on.
+WX250S_LAYOUT: tuple[Servo, ...] = (
+    Servo("waist", 1, "XM430-W350", "waist"),
+    Servo("shoulder", 2, "XM430-W350", "shoulder"),
+    Servo("shoulder_shadow", 3, "XM430-W350", "shoulder"),
+    Servo("elbow", 4, "XM430-W350", "elbow"),
+    Servo("forearm_roll", 5, "XL430-W250", "forearm_roll"),
+    Servo("wrist_angle", 6, "XL430-W250", "wrist_angle"),
+    Servo("wrist_rotate", 7, "XL430-W250", "wrist_rotate"),
+    Servo("gripper", 8, "XL430-W250", "gripper"),
 )
 
 
@@ -233,6 +249,41 @@ def load_calibration(
     return Calibration(out, robot)
 
 
+# ---- units ----------------------------------------------------------------------------------------------------
+class ArmUnits:
+    """Ticks <-> the embodiment's units for the arms of ``layout`` under ``calibration``: per embodiment dimension
+    (in order) its arm and the servos that drive it (primary first, then shadows)."""
+
+    def __init__(self, embodiment: Embodiment, layout: tuple[Servo, ...], calibration: Calibration):
+        self.layout, self.calibration = layout, calibration
+        self.names = [s.name for s in layout]
+        self.plan: list[tuple[str, list[Servo]]] = []
+        for d in embodiment.dims:
+            arm, _, joint = d.name.partition("/")
+            servos = [s for s in layout if s.joint == joint]
+            if arm not in ARMS or not servos:
+                raise InputError(f"{embodiment.name}: dimension {d.name!r} has no servo in the ALOHA 2 layout")
+            if (joint == "gripper") != (d.kind == "gripper"):
+                raise InputError(f"{embodiment.name}: dimension {d.name!r} is a {d.kind}, its servo is not")
+            self.plan.append((arm, sorted(servos, key=lambda s: s.shadow)))
+
+    def to_ticks(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """Per arm: goal ticks [servos in layout order] (int64, clipped to 0..4095) for ``action`` [A]."""
+        goals = {arm: np.zeros(len(self.names), dtype=np.float64) for arm in ARMS}
+        for value, (arm, servos) in zip(np.asarray(action, dtype=np.float64), self.plan, strict=True):
+            for s in servos:
+                goals[arm][self.names.index(s.name)] = self.calibration.arms[arm][s.name].to_ticks(value)
+        return {arm: np.clip(np.rint(g), 0, MAX_TICK).astype(np.int64) for arm, g in goals.items()}
+
+    def to_units(self, ticks: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The state [A] (float32) for present ticks per arm (layout order); a joint reads its primary servo."""
+        out = [
+            self.calibration.arms[arm][servos[0].name].to_units(ticks[arm][self.names.index(servos[0].name)])
+            for arm, servos in self.plan
+        ]
+        return np.asarray(out, dtype=np.float32)
+
+
 # ---- the robot ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Aloha2Config:
@@ -244,6 +295,7 @@ class Aloha2Config:
     max_gripper_step: float = 0.25  # normalized opening: the same for a gripper
     gripper_current_limit: int | None = 300  # Current Limit (x 2.69 mA) of the grippers: the grip force; None: keep
     watchdog_s: float | None = 0.5  # Bus Watchdog: servos hold still if the host is silent this long; None: off
+    rearm_watchdog: bool = True  # after a trip (the host was slow, not dead): clear and re-arm it, with a warning
     timeout_s: float = 0.0  # the least time a bus waits for an answer (DynamixelBus(timeout_s=...))
     baudrate: int = 1_000_000
     robot: str = ROBOT  # the embodiment (robots/<robot>/embodiment.json)
@@ -273,7 +325,7 @@ class Aloha2Robot:
         self.control_hz = float(self.embodiment.control_hz)
         self.calibration = load_calibration(config.calibration, config.layout, ARMS, self.embodiment.name)
         self.cameras = cameras
-        self._plan = self._dims_to_servos()
+        self.units = ArmUnits(self.embodiment, config.layout, self.calibration)
         cams = self.embodiment.cameras if cameras is not None else ()
         self.observation_features, self.action_features = robot_features(
             self.embodiment, cams, self.embodiment.image_size
@@ -288,22 +340,10 @@ class Aloha2Robot:
             for arm in ARMS
         }
         self._present: np.ndarray | None = None  # [A] the last state read, while no action was sent after it
+        self._last_io: float | None = None  # time.monotonic() of the last transfer (the bus watchdog's clock)
         self._step_limit = np.array(
             [config.max_gripper_step if d.kind == "gripper" else config.max_step for d in self.embodiment.dims]
         )
-
-    def _dims_to_servos(self) -> list[tuple[str, list[Servo]]]:
-        """Per embodiment dimension (in order): its arm and the servos that drive it (primary first)."""
-        plan = []
-        for d in self.embodiment.dims:
-            arm, _, joint = d.name.partition("/")
-            servos = [s for s in self.config.layout if s.joint == joint]
-            if arm not in ARMS or not servos:
-                raise InputError(f"{self.embodiment.name}: dimension {d.name!r} has no servo in the ALOHA 2 layout")
-            if (joint == "gripper") != (d.kind == "gripper"):
-                raise InputError(f"{self.embodiment.name}: dimension {d.name!r} is a {d.kind}, its servo is not")
-            plan.append((arm, sorted(servos, key=lambda s: s.shadow)))
-        return plan
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     @property
@@ -334,6 +374,7 @@ class Aloha2Robot:
             self.disconnect()
             raise
         self._present = None
+        self._last_io = time.monotonic()
 
     def disconnect(self) -> None:
         """Torque off on every servo and close both buses (each bus's close; a warning names servos that could not
@@ -358,30 +399,42 @@ class Aloha2Robot:
     # -- units ----------------------------------------------------------------------------------------------------
     def to_ticks(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """Per arm: goal ticks [servos in layout order] (int64, clipped to 0..4095) for ``action`` [A]."""
-        names = [s.name for s in self.config.layout]
-        goals = {arm: np.zeros(len(names), dtype=np.float64) for arm in ARMS}
-        for value, (arm, servos) in zip(np.asarray(action, dtype=np.float64), self._plan, strict=True):
-            for s in servos:
-                goals[arm][names.index(s.name)] = self.calibration.arms[arm][s.name].to_ticks(value)
-        return {arm: np.clip(np.rint(g), 0, MAX_TICK).astype(np.int64) for arm, g in goals.items()}
+        return self.units.to_ticks(action)
 
     def to_units(self, ticks: Mapping[str, np.ndarray]) -> np.ndarray:
         """The state [A] (float32) for present ticks per arm (layout order); a joint reads its primary servo."""
-        names = [s.name for s in self.config.layout]
-        out = [
-            self.calibration.arms[arm][servos[0].name].to_units(ticks[arm][names.index(servos[0].name)])
-            for arm, servos in self._plan
-        ]
-        return np.asarray(out, dtype=np.float32)
+        return self.units.to_units(ticks)
 
     # -- the control tick -----------------------------------------------------------------------------------------
     def _need(self, what: str) -> None:
         if not self.is_connected:
             raise RobotNotConnected(f"Aloha2Robot.{what}() needs a connected robot: call connect() or use `with`")
 
+    def _check_watchdog(self) -> None:
+        """After a silence longer than the bus watchdog, ask the servos whether it stopped them: a stopped servo holds
+        where it stands and refuses goals. With ``rearm_watchdog`` the watchdog is cleared and armed again (with a
+        warning: nothing moves until the next goal, which the max step limits); otherwise this raises."""
+        now = time.monotonic()
+        wd = self.config.watchdog_s
+        if wd and self._last_io is not None and now - self._last_io > 0.9 * wd:
+            tripped = {arm: bus.watchdog_tripped() for arm, bus in self.buses.items()}
+            if any(tripped.values()):
+                what = (
+                    f"the bus watchdog stopped the arms: this process sent nothing for {now - self._last_io:.2f} s "
+                    f"(watchdog_s {wd:g})"
+                )
+                if not self.config.rearm_watchdog:
+                    raise RuntimeFailure(f"{what}; reconnect to go on")
+                warnings.warn(f"{what}; re-armed it", RuntimeWarning, stacklevel=3)
+                for bus in self.buses.values():
+                    bus.set_watchdog(None)
+                    bus.set_watchdog(wd)
+        self._last_io = time.monotonic()
+
     def read_ticks(self) -> dict[str, np.ndarray]:
         """Present Position of every servo, per arm ([servos] int64 ticks, layout order): one SYNC READ per arm."""
         self._need("read_ticks")
+        self._check_watchdog()
         return {arm: bus.read_positions() for arm, bus in self.buses.items()}
 
     def observe(self) -> dict:
@@ -409,7 +462,103 @@ class Aloha2Robot:
         a = np.clip(a, present - self._step_limit, present + self._step_limit)
         a = np.clip(a, emb.low, emb.high)  # last: the limits hold even when the arm stands outside them
         goals = self.to_ticks(a)
+        self._check_watchdog()
         for arm, bus in self.buses.items():
             bus.write_positions(goals[arm])
         self._present = None
         return a.astype(np.float32)
+
+
+# ---- the leader arms ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Aloha2LeaderConfig:
+    """Where the leader arms are: the person's side of `vla record --teleop leader`."""
+
+    ports: Mapping[str, str]  # arm -> serial port, e.g. {"left": "/dev/ttyDXL_leader_left", "right": ...}
+    calibration: str | Path  # the leaders' calibration JSON (same format; the gripper entry is the handle's range)
+    timeout_s: float = 0.0  # the least time a bus waits for an answer
+    baudrate: int = 1_000_000
+    robot: str = ROBOT
+    layout: tuple[Servo, ...] = field(default=WX250S_LAYOUT)
+
+    def __post_init__(self):
+        if set(self.ports) != set(ARMS):
+            raise UsageError(
+                f"Aloha2LeaderConfig.ports: expected a port for each of {list(ARMS)}, got {dict(self.ports)}"
+            )
+
+
+class Aloha2Leader:
+    """The two leader arms, read with torque off (a person moves them): ``read()`` -> the follower action [14] in
+    the embodiment's units (joints in radians, grippers as the opening the handle asks for, in [0, 1], clipped to the
+    embodiment's limits). ``connect()`` pings every servo (model check) and turns torque off; ``disconnect()`` closes
+    the buses (torque stays off). Usable with ``with``."""
+
+    def __init__(self, config: Aloha2LeaderConfig):
+        self.config = config
+        self.embodiment: Embodiment = load_embodiment(config.robot)
+        self.calibration = load_calibration(config.calibration, config.layout, ARMS, self.embodiment.name)
+        self.units = ArmUnits(self.embodiment, config.layout, self.calibration)
+        self.buses = {
+            arm: DynamixelBus(
+                config.ports[arm],
+                [Motor(s.name, s.id, s.model) for s in config.layout],
+                baudrate=config.baudrate,
+                timeout_s=config.timeout_s,
+            )
+            for arm in ARMS
+        }
+        self._held = False
+
+    @property
+    def is_connected(self) -> bool:
+        return all(b.connected for b in self.buses.values())
+
+    def connect(self) -> None:
+        if self.is_connected:
+            return
+        try:
+            for bus in self.buses.values():
+                bus.connect()
+                bus.set_torque(False)
+            self._held = False
+        except BaseException:
+            self.disconnect()
+            raise
+
+    def disconnect(self) -> None:
+        for bus in self.buses.values():
+            bus.close()
+
+    def __enter__(self) -> Aloha2Leader:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    def hold(self, pose: np.ndarray) -> None:
+        """Drive the leaders to ``pose`` [A] (torque on, position mode): ALOHA's way of bringing them to an
+        episode's start pose, one call per control step along the way. :meth:`release` hands them back."""
+        if not self.is_connected:
+            raise RobotNotConnected("Aloha2Leader.hold() needs a connected leader: call connect() or use `with`")
+        goals = self.units.to_ticks(np.clip(pose, self.embodiment.low, self.embodiment.high))
+        for arm, bus in self.buses.items():
+            if not self._held:
+                bus.set_operating_mode("position")
+                bus.set_torque(True)
+            bus.write_positions(goals[arm])
+        self._held = True
+
+    def release(self) -> None:
+        """Torque off: the person moves the leaders again."""
+        for bus in self.buses.values():
+            bus.set_torque(False)
+        self._held = False
+
+    def read(self) -> np.ndarray:
+        """The leaders' pose as a follower action [A] (float32): one SYNC READ per arm."""
+        if not self.is_connected:
+            raise RobotNotConnected("Aloha2Leader.read() needs a connected leader: call connect() or use `with`")
+        state = self.units.to_units({arm: bus.read_positions() for arm, bus in self.buses.items()})
+        return np.clip(state, self.embodiment.low, self.embodiment.high).astype(np.float32)

@@ -13,10 +13,17 @@ Servo model, per servo, advanced in real time:
     instruction packets stops the servo as the real one does: Goal Position := Present Position, Bus Watchdog := -1,
     and the goal items become read-only (a write answers Data Range Error) until 0 is written to Bus Watchdog.
     Any valid instruction packet on the bus counts as communication.
+  - a hand (:meth:`DynamixelEmulator.push`): a torque-off servo goes where it is pushed (a person moving a leader
+    arm); a servo with torque on resists and stays where its model puts it.
+
+Events: each watchdog trip is recorded in :attr:`DynamixelEmulator.events` as {"event": "watchdog", "id", "t" (s,
+monotonic), "silent_ms" (since the last instruction packet), "position" (ticks, where it stopped)}; the process form
+also prints each one as a JSON line on stdout.
 
 Run it in a thread (:class:`DynamixelEmulator`, ``with`` or start/stop) or in its own process, which keeps its
 timing away from the host's GIL (:class:`EmulatorProcess`, or ``python -m vla_sdk.robots.dynamixel_emulator
---servo 1:XM430-W350 --servo 2:XL430-W250``, which prints the port path and runs until stdin closes).
+--servo 1:XM430-W350 --servo 2:XL430-W250``, which prints the port path and runs until stdin closes; each stdin line
+``{"push": {"ID": ticks, ...}}`` is the hand).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import select
 import subprocess
 import sys
@@ -214,12 +222,21 @@ class EmulatedServo:
             rpm = min(rpm, profile * RPM_UNIT)
         return rpm / 60.0 * TICKS_PER_REV
 
-    def advance(self, now: float, dt: float) -> None:
+    def push(self, ticks: float) -> None:
+        """A hand moves the horn to ``ticks``: a torque-off servo follows, one with torque on does not move."""
+        if self.get("torque_enable") != 1:
+            self.position = float(min(max(ticks, 0), TICKS_PER_REV - 1))
+
+    def advance(self, now: float, dt: float) -> dict | None:
+        """Move the servo model on by ``dt`` s; returns the watchdog event when the watchdog trips now."""
         torque = self.get("torque_enable") == 1
         watchdog = self.get("bus_watchdog")
+        event = None
         if torque and watchdog > 0 and now - self.last_seen > watchdog * dxl.WATCHDOG_UNIT_S:
             self.set("goal_position", round(self.position))
             self.set("bus_watchdog", -1)
+            silent_ms = round(1000 * (now - self.last_seen), 1)
+            event = {"event": "watchdog", "id": self.id, "t": now, "silent_ms": silent_ms, "position": self.position}
         velocity = 0.0
         if torque and self.get("operating_mode") in (3, 4, 5):
             error = self.get("goal_position") - self.position
@@ -234,6 +251,7 @@ class EmulatedServo:
         moving = abs(self.get("goal_position") - present) > self.get("moving_threshold") if torque else False
         self.set("moving", int(moving or velocity > 0))
         self.set("realtime_tick", int((now - self.t0) * 1000) % 32768)
+        return event
 
     def reboot(self, now: float) -> None:
         """Torque off, watchdog off and cleared, hardware error cleared; the position stays where it is."""
@@ -261,6 +279,8 @@ class DynamixelEmulator:
         self.servos: list[EmulatedServo] = []
         self.port: str | None = None
         self.packets = 0  # instruction packets handled (for tests and debugging)
+        self.events: list[dict] = []  # watchdog trips, in order (see the module docstring)
+        self.on_event = None  # called with each event as it happens (the process form prints it)
         self._master = self._slave = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -313,14 +333,23 @@ class DynamixelEmulator:
                     time.sleep(self.tick_s)
                 buffer += chunk
             with self.lock:
-                for s in self.servos:
-                    s.advance(now, now - last)
+                events = [e for s in self.servos if (e := s.advance(now, now - last)) is not None]
+                self.events += events
                 last = now
                 out = bytearray()
                 while (packet := dxl.parse(buffer)) is not None:
                     out += self._handle(packet, now)
             if out:
                 os.write(self._master, bytes(out))
+            for e in events:
+                if self.on_event is not None:
+                    self.on_event(e)
+
+    def push(self, positions: dict[int, float]) -> None:
+        """The hand: move each torque-off servo ID to its ticks (see :meth:`EmulatedServo.push`)."""
+        with self.lock:
+            for dxl_id, ticks in positions.items():
+                self.servo(int(dxl_id)).push(ticks)
 
     def _handle(self, packet: dxl.Packet, now: float) -> bytes:
         """The status packets the bus sends back for one instruction packet (b"" when none)."""
@@ -404,6 +433,7 @@ class EmulatorProcess:
         self.start_timeout_s = start_timeout_s
         self.port: str | None = None
         self._proc: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
 
     def start(self) -> EmulatorProcess:
         spec = json.dumps([asdict(c) for c in self.configs])
@@ -415,7 +445,29 @@ class EmulatorProcess:
             self.stop()
             raise RuntimeError(f"the Dynamixel emulator did not start (printed {line!r})")
         self.port = line
+        self._events: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read_events, args=(self._proc.stdout,), daemon=True)
+        self._reader.start()
         return self
+
+    def push(self, positions: dict[int, float]) -> None:
+        """The hand (:meth:`DynamixelEmulator.push`), sent as one line on the child's stdin."""
+        self._proc.stdin.write(json.dumps({"push": {str(k): float(v) for k, v in positions.items()}}) + "\n")
+        self._proc.stdin.flush()
+
+    def _read_events(self, stdout) -> None:
+        for line in stdout:  # the child's watchdog events, one JSON line each, until it exits
+            self._events.put(json.loads(line))
+
+    def events(self, timeout_s: float = 0.0) -> list[dict]:
+        """The watchdog events the child reported since the last call (waiting up to ``timeout_s`` for one)."""
+        out = []
+        try:
+            out.append(self._events.get(timeout=timeout_s) if timeout_s > 0 else self._events.get_nowait())
+            while True:
+                out.append(self._events.get_nowait())
+        except queue.Empty:
+            return out
 
     def stop(self) -> None:
         if self._proc is None:
@@ -426,6 +478,8 @@ class EmulatorProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # the child has exited: its stdout ends
         self._proc.stdout.close()
         self._proc = None
 
@@ -447,10 +501,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configs = [ServoConfig.parse(s) for s in args.servo]
     configs += [ServoConfig(**c) for c in json.loads(args.json or "[]")]
-    with DynamixelEmulator(configs) as emu:
+    emu = DynamixelEmulator(configs)
+    emu.on_event = lambda e: print(json.dumps(e), flush=True)
+    with emu:
         print(emu.port, flush=True)
         try:
-            sys.stdin.read()  # until the parent closes our stdin or dies
+            for line in sys.stdin:  # until the parent closes our stdin or dies; each line: {"push": {ID: ticks}}
+                if line.strip():
+                    emu.push({int(k): v for k, v in json.loads(line)["push"].items()})
         except KeyboardInterrupt:
             pass
 

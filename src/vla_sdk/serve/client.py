@@ -38,10 +38,22 @@ class PolicyClient:
         if not url.startswith(("ws://", "wss://")):
             url = f"ws://{url}"
         self.url, self.timeout, self.reset_on_server = url, timeout, reset_on_server
-        headers = {"Authorization": f"Api-Key {token}"} if token else None
+        self._headers = {"Authorization": f"Api-Key {token}"} if token else None
+        self._max_message_bytes = max_message_bytes
+        self._lock = threading.Lock()
+        self.reconnects = 0  # times the server closed this client as idle and it reconnected
+        self._connect()
+        self.last_timing: dict = {}
+
+    def _connect(self) -> None:
+        url = self.url
         try:
             ws = connect(
-                url, compression=None, max_size=max_message_bytes, additional_headers=headers, open_timeout=timeout
+                url,
+                compression=None,
+                max_size=self._max_message_bytes,
+                additional_headers=self._headers,
+                open_timeout=self.timeout,
             )
             # entered by hand (closed by close() / __exit__): websockets >= 17 warns on a connection never entered
             self._ws = ws.__enter__()
@@ -51,11 +63,20 @@ class PolicyClient:
             raise ServerError(f"{url} refused the connection: HTTP {status} {body}") from e
         except (OSError, websockets.InvalidHandshake, TimeoutError) as e:
             raise RuntimeFailure(f"cannot connect to {url}: {type(e).__name__}: {e}") from e
-        self._lock = threading.Lock()
         self.metadata: dict = self._recv()
         if not isinstance(self.metadata, dict):
             raise ServerError(f"{url} sent no metadata map first (got {type(self.metadata).__name__})")
-        self.last_timing: dict = {}
+
+    def _closed_as_idle(self) -> bool:
+        """Whether a vla-sdk server closed this connection between requests for being idle (``--idle-timeout``):
+        nothing was lost, so the next request reconnects instead of failing."""
+        rcvd = self._ws.protocol.close_rcvd  # the server's close frame, once it has arrived
+        return rcvd is not None and rcvd.code == 1008 and "idle" in rcvd.reason
+
+    def _reconnect(self) -> None:
+        self._ws.close()
+        self._connect()
+        self.reconnects += 1
 
     def _recv(self):
         try:
@@ -72,12 +93,21 @@ class PolicyClient:
             raise ServerError(f"{self.url} sent a message that is not msgpack: {e}") from e
 
     def _request(self, message: dict):
+        data = pack(message)
         with self._lock:
-            try:
-                self._ws.send(pack(message))
-            except websockets.ConnectionClosed as e:
-                raise ServerError(f"{self.url} closed the connection ({e})") from e
-            return self._recv()
+            for attempt in (0, 1):
+                if self._closed_as_idle():  # the server closes idle connections without reading on: nothing lost
+                    self._reconnect()
+                try:
+                    self._ws.send(data)
+                    return self._recv()
+                except (websockets.ConnectionClosed, ServerError) as e:
+                    if attempt == 0 and (self._closed_as_idle() or "vla serve: idle:" in str(e)):
+                        self._reconnect()  # the request crossed the server's idle close (unread): send it again
+                        continue
+                    if isinstance(e, ServerError):
+                        raise
+                    raise ServerError(f"{self.url} closed the connection ({e})") from e
 
     # -- the Policy protocol --
 

@@ -79,13 +79,25 @@ def pack(obj) -> bytes:
     return msgpack.packb(obj, default=_encode, use_bin_type=True)
 
 
-def unpack(data: bytes, max_depth: int = 32):
-    """Decode one message (arrays come back read-only, viewing the message's bytes). Raises :class:`WireError`."""
+MAX_ITEMS = 2**16  # entries of one msgpack array or map: a 16 MiB message of 1-byte items would be 16 M objects
+
+
+def unpack(data: bytes, max_depth: int = 32, max_items: int = MAX_ITEMS):
+    """Decode one message (arrays come back read-only, viewing the message's bytes). Raises :class:`WireError`.
+
+    Bulk data travels as array entries (bytes); a msgpack array or map of more than ``max_items`` entries is
+    refused, so a small message cannot unfold into millions of Python objects."""
     try:
-        out = msgpack.unpackb(data, object_hook=_decode, raw=False)
+        out = msgpack.unpackb(data, object_hook=_decode, raw=False, max_array_len=max_items, max_map_len=max_items)
     except WireError:
         raise
-    except (msgpack.UnpackException, ValueError, TypeError, RecursionError) as e:
+    except (msgpack.exceptions.StackError, RecursionError) as e:
+        raise WireError("not a msgpack message we accept: it nests too deeply") from e
+    except ValueError as e:
+        if "exceeds max_" in str(e):  # msgpack's max_array_len / max_map_len
+            raise WireError(f"not a msgpack message we accept: an array or map of more than {max_items} entries") from e
+        raise WireError(f"not a msgpack message ({type(e).__name__}: {e})") from e
+    except (msgpack.UnpackException, TypeError) as e:
         raise WireError(f"not a msgpack message ({type(e).__name__}: {e})") from e
     _check_depth(out, max_depth)
     return out

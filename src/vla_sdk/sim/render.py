@@ -26,10 +26,16 @@ class CameraRenderer:
             model.vis.global_.offwidth = max(w, model.vis.global_.offwidth)
         self._renderer = mujoco.Renderer(model, height=h, width=w) if self.cameras else None
 
-    def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+    def render(self, data: mujoco.MjData, lock=None) -> dict[str, np.ndarray]:
+        """Every camera's image of ``data``. ``lock`` (a context manager, e.g. a ``threading.Lock``): held while the
+        scene is read from ``data`` only, so another thread may step ``data`` while the pixels are drawn."""
         out = {}
         for cam in self.cameras:
-            self._renderer.update_scene(data, camera=cam)
+            if lock is None:
+                self._renderer.update_scene(data, camera=cam)
+            else:
+                with lock:
+                    self._renderer.update_scene(data, camera=cam)
             out[cam] = self._renderer.render().copy()
         return out
 

@@ -23,6 +23,7 @@ from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.loader import FrameStore, batches
+from vla_sdk.train.plot import refresh_plot
 from vla_sdk.train.step import Stepper, make_mesh
 from vla_sdk.transforms import PolicyTransform
 
@@ -324,7 +325,7 @@ def train(
     step, last_saved, best_val, stop_reason = start, start if resume else None, math.inf, "finished"
     t_loop, steps_timed, save_seconds = _clock(), 0, 0.0
     cap, fit_mark = cfg.steps, None  # --time-budget: at most --steps; (step, time) the pace is measured from
-    history = []
+    history, plotted = [], None
     _barrier("first step")
     ctrl_c = StopRequest().install()
     try:
@@ -396,6 +397,9 @@ def train(
                         tb.add_scalar(f"val/{k}", v, step)
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
+                if primary:  # RUN/curves.png, redrawn from metrics.jsonl (~0.2 s)
+                    refresh_plot(run)
+                    plotted = step
                 last_saved = step
                 save_seconds = _clock() - t_save
                 if fit_mark and step > fit_mark[0] and not deadline:
@@ -425,6 +429,8 @@ def train(
         metrics_file.close()
         tb.close()
         ckpts.close()
+    if primary and plotted != step:  # stopped without a checkpoint line after the last metrics (Ctrl-C, NaN)
+        refresh_plot(run)
     return {
         "run": str(run),
         "steps": step,
