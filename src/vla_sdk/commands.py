@@ -208,7 +208,9 @@ def _sim_eval(checkpoint: str, task: str, episodes: int, max_steps: int | None) 
     """`vla train --eval-task`: a saved checkpoint evaluated as `vla eval CHECKPOINT --task TASK` would."""
     from vla_sdk.evaluation import EvalConfig, evaluate
 
-    return evaluate(EvalConfig(policy=checkpoint, task=task, episodes=episodes, max_steps=max_steps))
+    out = evaluate(EvalConfig(policy=checkpoint, task=task, episodes=episodes, max_steps=max_steps))
+    out.pop("latency_samples_ms")
+    return out
 
 
 def eval_policy(args) -> int:
@@ -261,11 +263,12 @@ def eval_policy(args) -> int:
         max_steps=args.max_steps,
     )
     out = evaluate(cfg)
+    samples = out.pop("latency_samples_ms")  # for the report's histogram, not for --json
     report = None
     if args.report or args.video_dir:
         from vla_sdk.report import REPORT_NAME, write_report
 
-        report = write_report(out, args.report or args.video_dir / REPORT_NAME)
+        report = write_report(out, args.report or args.video_dir / REPORT_NAME, latencies_ms=samples)
         out["report"] = str(report)
     if args.json:
         print(json.dumps(out, indent=2))

@@ -184,6 +184,7 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> dict:
         "execute": execute,
         "execute_from": execute_from,
         "latency_ms": {q: float(np.percentile(lat, int(q[1:]))) for q in ("p50", "p90", "p99")} if len(lat) else {},
+        "latency_samples_ms": [round(float(x), 3) for x in lat],  # every timed call (the report's histogram)
         "workers": len(parts),
         "seconds": round(time.perf_counter() - t0, 2),
         "config": asdict(cfg),

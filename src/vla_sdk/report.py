@@ -159,7 +159,7 @@ def _latency_png(samples, percentiles: dict) -> str | None:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     if samples:
-        ax.hist(samples, bins=min(40, max(5, len(samples) // 4)), color="tab:blue", alpha=0.8)
+        ax.hist(samples, bins=min(40, max(5, len(samples) // 4)), color="tab:blue")
         for (q, v), colour in zip(percentiles.items(), ("tab:green", "tab:orange", "tab:red"), strict=False):
             ax.axvline(v, color=colour, linestyle="--", label=f"{q} {v:.1f} ms")
         ax.set_xlabel("ms per inference call")
