@@ -227,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
         "--model horizon=30; on a base, weights whose shape changes are re-initialised (the log names them)",
     )
     src.add_argument("--base", type=Path, help="checkpoint (run or step folder) to fine-tune")
+    tr.add_argument(
+        "--robot",
+        help="the data's robot, for datasets that do not declare one (LeRobot's): aloha2, fr3, or a JSON file "
+        "declaring the robot's joints (docs/datasets.md; default: what the data declares)",
+    )
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     tr.add_argument("--steps", type=int, help="optimizer steps (default %(default)s)")
     tr.add_argument("--batch-size", type=int, help="global batch size (default %(default)s)")

@@ -155,6 +155,7 @@ def train(args) -> int:
     cfg = TrainConfig(
         data=tuple(str(d) for d in args.data),
         out=str(args.out),
+        robot=args.robot,
         preset=None if args.base else (args.preset or "vla-s"),
         base=str(args.base) if args.base else None,
         model=parse_model_fields(args.model),

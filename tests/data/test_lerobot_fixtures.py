@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vla_sdk.checkpoint import read_checkpoint
 from vla_sdk.cli import main
 from vla_sdk.data.info import dataset_info
 from vla_sdk.data.lerobot_v21 import convert_lerobot_v21
@@ -113,13 +114,45 @@ def test_v21_convert_names_bad_file_and_field(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_train_two_steps_on_v30(tmp_path, capsys):
-    """lerobot's so100_follower is no SDK embodiment: the trainer takes the robot from info.json's robot_type."""
-    run = tmp_path / "run"
-    args = ["train", "--preset", "vla-tiny", "--data", str(V30), "--out", str(run), "--batch-size", "4"]
-    assert main([*args, "--cache-dir", str(tmp_path / "cache"), "--steps", "2", "--save-every", "2"]) == 0
-    captured = capsys.readouterr()
-    assert "2/2 steps" in captured.out + captured.err
-    assert (run / "checkpoints/2").is_dir()
-    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert any(r.get("step") == 2 and np.isfinite(r.get("loss", np.nan)) for r in steps)
+SO100 = {
+    "name": "so100_follower",
+    "dims": [{"name": n, "kind": "joint"} for n in ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex")]
+    + [{"name": "wrist_roll", "kind": "joint"}, {"name": "gripper", "kind": "gripper"}],
+}
+
+
+def test_train_two_steps_on_v30_and_v21_bound_to_a_declared_robot(v21_converted, tmp_path, capsys):
+    """lerobot's so100_follower is no SDK embodiment: the run is bound to it by a declaration file (--robot), in
+    an order of its own; the checkpoint carries the dims in the data's order (delta actions: all but the gripper)."""
+    robot = tmp_path / "so100.json"
+    robot.write_text(json.dumps({**SO100, "dims": SO100["dims"][::-1]}))
+    for name, data in (("v30", V30), ("v21", v21_converted)):
+        run = tmp_path / name
+        args = ["train", "--preset", "vla-tiny", "--data", str(data), "--out", str(run), "--batch-size", "4"]
+        args += ["--robot", str(robot), "--delta-actions", "--steps", "2", "--save-every", "2"]
+        assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
+        captured = capsys.readouterr()
+        assert "2/2 steps" in captured.out + captured.err
+        steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert any(r.get("step") == 2 and np.isfinite(r.get("loss", np.nan)) for r in steps)
+        _, meta = read_checkpoint(run)
+        assert [d["name"] for d in meta["embodiment"]["dims"]] == [d["name"] for d in SO100["dims"]]
+        assert meta["delta_mask"] == [True] * 5 + [False]
+
+
+def test_binding_a_dataset_to_a_robot_is_explicit_and_must_fit(tmp_path, capsys):
+    base = ["train", "--preset", "vla-tiny", "--data", str(V30), "--out", str(tmp_path / "run"), "--steps", "1"]
+    assert main(base) == 2  # declares nothing, and so100_follower is no SDK robot: a missing argument
+    err = capsys.readouterr().err
+    assert "robot_type 'so100_follower' is no robot this SDK ships" in err and "--robot" in err
+    assert main([*base, "--robot", "fr3"]) == 1  # 8 FR3 dims, none of them the data's joints
+    err = capsys.readouterr().err
+    assert "feature 'action' does not fit --robot fr3 ('fr3')" in err and "'shoulder_pan'" in err
+    lacking = tmp_path / "five.json"
+    lacking.write_text(json.dumps({**SO100, "dims": SO100["dims"][:5]}))
+    assert main([*base, "--robot", str(lacking)]) == 1
+    assert "'so100_follower' has no ['gripper']" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**SO100, "dims": [{"name": "a", "kind": "wheel"}]}))
+    assert main([*base, "--robot", str(bad)]) == 1
+    assert f"{bad}: field 'dims[0].kind': expected one of ['joint', 'gripper'], got 'wheel'" in capsys.readouterr().err

@@ -44,6 +44,8 @@ def parse_duration(text: str | None) -> float | None:
 class TrainConfig:
     data: tuple[str, ...]  # dataset folders (one robot; see `vla record`)
     out: str  # run folder: checkpoints/, best/, metrics.jsonl, events (TensorBoard), config.json
+    robot: str | None = None  # the data's robot where the data does not say (LeRobot's own datasets): an SDK
+    # robot name or a declaration file (vla_sdk.train.bind); None: what the data declares
     preset: str | None = "vla-s"  # model preset when not fine-tuning a checkpoint
     model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset or base
     base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from

@@ -20,6 +20,7 @@ from vla_sdk.data.stats import vector_stats
 from vla_sdk.errors import AlreadyExists, InputError, NotFound, UsageError
 from vla_sdk.interrupt import StopRequest
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
+from vla_sdk.train.bind import bind_embodiment
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.loader import FrameStore, batches
@@ -43,15 +44,6 @@ def _split(datasets: list[Dataset], val_episodes: int) -> tuple[list, list]:
         train += [(d, k) for k in range(n_train)]
         val += [(d, k) for k in range(n_train, ds.num_episodes)]
     return train, val
-
-
-def _check_same_robot(datasets: list[Dataset]) -> dict:
-    first = datasets[0]
-    for ds in datasets[1:]:
-        for key in ("observation.state", "action"):
-            if ds.features[key].get("names") != first.features[key].get("names"):
-                raise InputError(f"{ds.root}: feature {key!r} differs from {first.root} (one robot per run)")
-    return first.info.get("vla", {}).get("embodiment") or {"name": first.info.get("robot_type")}
 
 
 def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) -> ModelConfig:
@@ -224,7 +216,7 @@ def train(
     t_start = _clock()
     datasets = [Dataset(d) for d in cfg.data]
     _check_checksums(cfg, datasets, log)
-    embodiment = _check_same_robot(datasets)
+    embodiment = bind_embodiment(datasets, cfg.robot)
     _check_eval_task(cfg, embodiment, sim_eval)
     action_names = datasets[0].features["action"]["names"]
     train_eps, val_eps = _split(datasets, cfg.val_episodes)
