@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "vla_sdk",  # the package itself (__init__: the version only)
             "vla_sdk.errors",
+            "vla_sdk.jsonfile",
             "vla_sdk.schema",
             "vla_sdk.registry",
             "vla_sdk.assets",

@@ -54,7 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from vla_sdk.embodiment import Embodiment, load_embodiment
-from vla_sdk.errors import InputError, NotFound, RuntimeFailure, UsageError
+from vla_sdk.errors import InputError, RuntimeFailure, UsageError
+from vla_sdk.jsonfile import read_json_object
 from vla_sdk.protocols import RobotNotConnected, robot_features
 from vla_sdk.robots.dynamixel_bus import DynamixelBus, Motor
 
@@ -175,13 +176,7 @@ def load_calibration(
 ) -> Calibration:
     """Read and validate a calibration file for ``robot`` with ``layout`` on each of ``arms``; every error
     (:class:`vla_sdk.errors.InputError`) names the file and the field."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise NotFound(f"calibration file {path} does not exist")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not a JSON file ({e})") from e
+    path, raw = read_json_object(path, f"calibration file {Path(path).expanduser()} does not exist")
 
     def fail(where: str, what: str):
         raise InputError(f"{path}: field {where!r}: {what}")

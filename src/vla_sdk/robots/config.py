@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vla_sdk.errors import InputError, NotFound, UsageError
+from vla_sdk.errors import InputError, UsageError
+from vla_sdk.jsonfile import read_json_object
 
 CONFIG_VERSION = 1
 BUILTIN = ("sim", "aloha2-emulated")
@@ -57,15 +57,8 @@ def _fail(path: Path, field: str, what: str):
 
 def load_config(path: str | Path) -> dict:
     """Read and validate a robot config file; relative paths in it are resolved from its folder."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise NotFound(f"--robot {path}: no such robot config file; built-in robots: {', '.join(BUILTIN)}")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not a JSON file ({e})") from e
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a JSON object with 'format_version' and 'driver'")
+    missing = f"--robot {Path(path).expanduser()}: no such robot config file; built-in robots: {', '.join(BUILTIN)}"
+    path, raw = read_json_object(path, missing)
     if raw.get("format_version") != CONFIG_VERSION:
         _fail(path, "format_version", f"expected {CONFIG_VERSION}, got {raw.get('format_version')!r}")
     if raw.get("driver") not in DRIVERS:

@@ -17,24 +17,19 @@ give it), and the dims are put in that order.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vla_sdk.embodiment import list_robots, load_embodiment
-from vla_sdk.errors import InputError, NotFound, UsageError
+from vla_sdk.errors import InputError, UsageError
+from vla_sdk.jsonfile import read_json_object
 
 KINDS = ("joint", "gripper")
 
 
 def _declared(path: Path) -> dict:
     """A robot declared in a file: {"name", "dims": [{"name", "kind"}, ...]}, checked field by field."""
-    if not path.is_file():
-        raise NotFound(f"--robot {path}: no such file; SDK robots: {', '.join(list_robots())}")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not a JSON file ({e})") from e
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+    path, raw = read_json_object(path, f"--robot {path}: no such file; SDK robots: {', '.join(list_robots())}")
+    if not isinstance(raw.get("name"), str) or not raw["name"]:
         raise InputError(f"{path}: field 'name': expected the robot's name (a string), got {raw!r:.80}")
     dims = raw.get("dims")
     if not isinstance(dims, list) or not dims:
