@@ -5,6 +5,7 @@ installed; each .npz beside a dataset holds what lerobot itself returns per fram
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from vla_sdk.data.lerobot_v21 import convert_lerobot_v21
 from vla_sdk.data.reader import Dataset
 from vla_sdk.data.validate import validate
 from vla_sdk.errors import InputError
+from vla_sdk.video import read_video
 
 FIX = Path(__file__).parent / "fixtures"
 V30, V21 = FIX / "lerobot_v30", FIX / "lerobot_v21"
@@ -90,6 +92,24 @@ def test_info_and_validate(which, v21_converted, capsys):
     assert main(["dataset", "info", str(root)]) == 0
     assert main(["dataset", "validate", str(root)]) == 0
     assert "so100_follower" in capsys.readouterr().out
+    video = root.parent / f"viz_{which}.mp4"
+    assert main(["dataset", "viz", str(root), "--episode", "2", "--out", str(video)]) == 0
+    assert len(read_video(video)) == 14  # episode 2: 14 frames (lerobot's own count)
+
+
+@pytest.mark.parametrize("version", ["v1.6", "v2.2"])
+def test_versions_it_cannot_read_are_named(version, tmp_path, capsys):
+    root = tmp_path / "old"
+    shutil.copytree(V21, root)
+    info = json.loads((root / "meta/info.json").read_text())
+    (root / "meta/info.json").write_text(json.dumps({**info, "codebase_version": version}))
+    assert main(["dataset", "info", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert f"codebase_version is {version!r}, expected 'v3.0'" in err
+    assert ("are not supported" if version == "v1.6" else "does not know") in err
+    assert main(["dataset", "convert", "--from", "lerobot-v2.1", str(root), "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert f"codebase_version {version!r}, expected one of ['v2.0', 'v2.1']" in err
 
 
 def test_v21_convert_cli(tmp_path, capsys):

@@ -125,8 +125,13 @@ def info_problems(info) -> list[str]:
             out.append(f"missing field {key!r}")
     if "codebase_version" in info and info["codebase_version"] != L.CODEBASE_VERSION:
         hint = ""
-        if info["codebase_version"] in ("v2.0", "v2.1"):
+        version = str(info["codebase_version"])
+        if version in ("v2.0", "v2.1"):
             hint = " (convert it: vla dataset convert --from lerobot-v2.1 SRC --out DIR)"
+        elif version.startswith(("v0.", "v1.")):
+            hint = f" (LeRobot {version} datasets are not supported: lerobot's own converters upgrade them to v2.1)"
+        else:
+            hint = " (a version this vla-sdk does not know)"
         out.append(f"codebase_version is {info['codebase_version']!r}, expected {L.CODEBASE_VERSION!r}{hint}")
     if "fps" in info and not (_is_int(info["fps"]) and 0 < info["fps"] <= MAX_FPS):
         out.append(f"fps must be an integer in 1..{MAX_FPS}, got {info['fps']!r}")
