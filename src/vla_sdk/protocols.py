@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from vla_sdk.errors import RuntimeFailure
+from vla_sdk.errors import InputError, RuntimeFailure
 from vla_sdk.schema import ACTION, IMAGE_PREFIX, STATE
 
 if TYPE_CHECKING:
@@ -126,3 +126,14 @@ def robot_features(embodiment: Embodiment, cameras: tuple[str, ...], image_size:
     for cam in cameras:
         obs[IMAGE_PREFIX + cam] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"]}
     return obs, {ACTION: {"dtype": "float32", "shape": [len(names)], "names": list(names)}}
+
+
+def read_cameras(source) -> dict[str, np.ndarray]:
+    """A hardware driver's images: ``source()`` ({camera: uint8[h, w, 3]}), each checked; ``{}`` without a source."""
+    if source is None:
+        return {}
+    images = {cam: np.asarray(img) for cam, img in dict(source()).items()}
+    for cam, img in images.items():
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
+            raise InputError(f"camera {cam!r}: expected uint8 [h, w, 3], got {img.dtype} {img.shape}")
+    return images

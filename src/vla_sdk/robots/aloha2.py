@@ -56,7 +56,7 @@ import numpy as np
 from vla_sdk.embodiment import Embodiment, load_embodiment
 from vla_sdk.errors import InputError, RuntimeFailure, UsageError
 from vla_sdk.jsonfile import read_json_object
-from vla_sdk.protocols import RobotNotConnected, robot_features
+from vla_sdk.protocols import RobotNotConnected, read_cameras, robot_features
 from vla_sdk.robots.dynamixel_bus import DynamixelBus, Motor
 
 CALIBRATION_VERSION = 1
@@ -437,13 +437,7 @@ class Aloha2Robot:
         self._need("observe")
         state = self.to_units(self.read_ticks())
         self._present = state
-        images = {}
-        if self.cameras is not None:
-            images = dict(self.cameras())
-            for cam, img in images.items():
-                img = np.asarray(img)
-                if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
-                    raise InputError(f"camera {cam!r}: expected uint8 [h, w, 3], got {img.dtype} {img.shape}")
+        images = read_cameras(self.cameras)
         return {"images": images, "state": state}
 
     def send_action(self, action: np.ndarray) -> np.ndarray:

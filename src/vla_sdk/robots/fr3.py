@@ -45,7 +45,7 @@ import numpy as np
 
 from vla_sdk.embodiment import Embodiment, load_embodiment
 from vla_sdk.errors import InputError, RuntimeFailure, UsageError
-from vla_sdk.protocols import RobotNotConnected, robot_features
+from vla_sdk.protocols import RobotNotConnected, read_cameras, robot_features
 
 ROBOT = "fr3"
 INSTALL_HINT = "pip install 'vla-sdk[fr3]'"
@@ -268,13 +268,7 @@ class Fr3Robot:
         self._need("observe")
         state = self.read_state()
         self._present = state
-        images = {}
-        if self.cameras is not None:
-            images = dict(self.cameras())
-            for cam, img in images.items():
-                img = np.asarray(img)
-                if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
-                    raise InputError(f"camera {cam!r}: expected uint8 [h, w, 3], got {img.dtype} {img.shape}")
+        images = read_cameras(self.cameras)
         return {"images": images, "state": state.astype(np.float32)}
 
     def clamp(self, action: np.ndarray, present: np.ndarray) -> np.ndarray:
