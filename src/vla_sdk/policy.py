@@ -81,9 +81,10 @@ class Policy:
         """Actions to execute per chunk, as trained (`vla train --execute`); None: the runner's default."""
         return self.meta.get("execute")
 
-    def reset(self, seed: int) -> None:
-        """Make the sampling noise a function of (seed, call index): same seeds, same results, in any process."""
-        self._rng, self.calls = jax.random.key(seed), 0
+    def reset(self, seed: int, calls: int = 0) -> None:
+        """Make the sampling noise a function of (seed, call index): same seeds, same results, in any process.
+        ``calls``: continue that stream from this call index (a server keeps one stream per client)."""
+        self._rng, self.calls = jax.random.key(seed), calls
 
     def __call__(self, obs: dict) -> np.ndarray:
         inputs = self.transform.observation(obs["images"], obs["state"], obs["instruction"])

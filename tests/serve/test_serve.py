@@ -56,7 +56,7 @@ class Fake:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
 
-    def reset(self, seed):
+    def reset(self, seed, calls=0):
         pass
 
     def __call__(self, obs):
@@ -112,6 +112,29 @@ def test_the_sdk_client_drives_a_policy_runner(served, fr3_policy):
             runner.reset(obs)
             actions.append(np.stack([runner.act(obs) for _ in range(4)]))  # two chunks (execute 3)
         np.testing.assert_allclose(actions[0], actions[1], atol=1e-6)
+
+
+def test_each_connection_has_its_own_noise_stream(served, fr3_policy):
+    """Two clients whose calls interleave each get what a local policy after reset(its seed) gives: one client's
+    calls or resets do not move another's sampling noise."""
+    from vla_sdk.policy import Policy
+
+    local = Policy.load(fr3_policy / "run")
+    obs = {**_obs(served.metadata, 0), "instruction": "pick up the cube"}
+    del obs["prompt"]
+    want = {}
+    for seed in (0, 5):
+        local.reset(seed)
+        want[seed] = [local(obs) for _ in range(3)]
+    with PolicyClient(served.url) as a, PolicyClient(served.url) as b:
+        a.reset(5)  # b never resets: seed 0, as a fresh local policy
+        got = {0: [], 5: []}
+        for _ in range(3):
+            got[5].append(a(obs))
+            got[0].append(b(obs))
+    for seed in (0, 5):
+        np.testing.assert_allclose(np.stack(got[seed]), np.stack(want[seed]), atol=1e-6)
+    assert np.abs(want[0][0] - want[5][0]).max() > 1e-4  # the seeds do give different noise
 
 
 def test_a_bad_observation_gets_an_error_frame_naming_the_field_and_the_server_serves_on(served):

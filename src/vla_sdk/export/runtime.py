@@ -121,9 +121,9 @@ class ArtifactPolicy:
         """Actions to execute per chunk, carried from the checkpoint; None: the runner's default."""
         return self.manifest.get("execute")
 
-    def reset(self, seed: int) -> None:
+    def reset(self, seed: int, calls: int = 0) -> None:
         """Sampling noise as a function of (seed, call index), as :meth:`vla_sdk.policy.Policy.reset`."""
-        self._rng, self.calls = jax.random.key(seed, impl=self._impl), 0
+        self._rng, self.calls = jax.random.key(seed, impl=self._impl), calls
 
     def sample(self, inputs: list[np.ndarray]) -> np.ndarray:
         """The exported function on prepared inputs: model actions [1, T, A] (normalized, padded)."""

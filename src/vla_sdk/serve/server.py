@@ -13,14 +13,15 @@ connection with an error code: 1007 (bad data), 1008 (rate limit, idle), 1009 (a
 (a text frame where msgpack was expected), 1011 (an error inside the server); other connections are untouched.
 ``GET /healthz`` answers 200 ``OK`` (plain HTTP).
 
-Inference runs in one worker thread (calls are serialized: the policy's sampling noise is a function of its seed and
-call index, shared by all clients), so a slow inference never stalls the event loop: handshakes, health checks and
-other clients' messages are read meanwhile. Every queue is bounded: a connection has at most one inference queued or
-running (it reads its next message only after its reply), so the worker's queue holds at most one call per
-connection, served in arrival order; websockets buffers at most ``MAX_QUEUE`` received frames per connection before
-it stops reading the socket (TCP pushes back on the client); large messages are decoded in a helper thread, at most
-``DECODE_SLOTS`` at a time. Memory is thereby bounded by about ``max_connections x (MAX_QUEUE + 2) x
-max_message_bytes`` in the worst case.
+Inference runs in one worker thread (calls are serialized; each connection has its own noise stream, a function of
+its seed, 0 until it sends a reset, and its own call index: a client gets what a local ``Policy`` would give it
+after ``reset(seed)``, whatever other clients do), so a slow inference never stalls the event loop: handshakes,
+health checks and other clients' messages are read meanwhile. Every queue is bounded: a connection has at most one
+inference queued or running (it reads its next message only after its reply), so the worker's queue holds at most
+one call per connection, served in arrival order; websockets buffers at most ``MAX_QUEUE`` received frames per
+connection before it stops reading the socket (TCP pushes back on the client); large messages are decoded in a
+helper thread, at most ``DECODE_SLOTS`` at a time. Memory is thereby bounded by about ``max_connections x (MAX_QUEUE
++ 2) x max_message_bytes`` in the worst case.
 
 Connections that hold a slot without using it are closed: a TCP connection that does not finish its websocket
 handshake within ``handshake_timeout`` is dropped (there is no websocket yet to carry an error frame); an open
@@ -291,9 +292,12 @@ class PolicyServer:
         except websockets.ConnectionClosed:
             pass
 
-    def _infer(self, obs: dict) -> tuple[np.ndarray, float]:
+    def _infer(self, obs: dict, stream: list[int]) -> tuple[np.ndarray, float]:
+        """One inference in the worker thread, on the connection's own noise stream ``[seed, calls]``."""
         t = time.monotonic()
+        self.policy.reset(stream[0], calls=stream[1])  # the worker runs one call at a time: no other stream meanwhile
         actions = np.asarray(self.policy(obs))
+        stream[1] += 1
         return actions, (time.monotonic() - t) * 1000
 
     def _decode(self, message: bytes):
@@ -319,6 +323,7 @@ class PolicyServer:
         loop = asyncio.get_running_loop()
         bucket = TokenBucket(self.rate_limit, max(1.0, self.rate_limit)) if self.rate_limit else None
         prev_total_ms = None
+        stream = [0, 0]  # this connection's noise: (seed, call index), as a local Policy after reset(seed)
         try:
             await ws.send(pack(self.metadata))
             while True:
@@ -348,10 +353,10 @@ class PolicyServer:
                     request, obs = await self._decode_off_loop(message)
                     if obs is None:
                         seed = request[RESET_KEY]
-                        await loop.run_in_executor(self._pool, self.policy.reset, seed)
+                        stream[:] = [seed, 0]
                         await ws.send(pack({"reset": seed}))
                         continue
-                    actions, infer_ms = await loop.run_in_executor(self._pool, self._infer, obs)
+                    actions, infer_ms = await loop.run_in_executor(self._pool, self._infer, obs, stream)
                 except (WireError, InputError) as e:  # the client's message does not fit: say which field
                     log.info("bad request from %s: %s", peer, e)
                     return await self._fail(ws, CloseCode.INVALID_DATA, f"vla serve: bad observation: {e}")
