@@ -37,7 +37,8 @@ EXAMPLES = {
         "  vla train --data demos/aloha2_transfer_cube --preset vla-s --out runs/tc --steps 20000 --batch-size 64\n"
         "  vla train --data demos/aloha2_transfer_cube --out runs/tc --resume          # after any interruption\n"
         "  vla train --data demos/fr3_pick_place --base runs/tc --out runs/fr3 --time-budget 48h \\\n"
-        "      --val-episodes 5 --eval-task fr3/pick_place --eval-every 2000"
+        "      --val-episodes 5 --eval-task fr3/pick_place --eval-every 2000\n"
+        "  vla train --data ~/lerobot_ds --robot so100.json --out runs/so100   # a lerobot dataset, its robot declared"
     ),
     "eval": (
         "examples:\n"
@@ -74,7 +75,8 @@ EXAMPLES = {
         "examples:\n"
         "  vla export runs/tc --quantize int8 --out tc_int8.vla     # reports the action error vs the float policy\n"
         "  vla export runs/tc --quantize int4 --out tc_int4.vla --check-task aloha2/transfer_cube --episodes 20\n"
-        "  vla eval tc_int8.vla --task aloha2/transfer_cube          # an artifact runs wherever a checkpoint does"
+        "  vla eval tc_int8.vla --task aloha2/transfer_cube          # an artifact runs wherever a checkpoint does\n"
+        "  vla export runs/tc --format onnx --quantize int8 --out tc_onnx.vla   # ONNX Runtime instead of JAX"
     ),
     "dataset": (
         "examples:\n  vla dataset info demos/transfer_cube [--json]\n  vla dataset validate demos/transfer_cube"
