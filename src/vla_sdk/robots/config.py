@@ -42,13 +42,11 @@ DRIVERS = ("aloha2", "fr3")
 class RobotSetup:
     """An opened robot: ``robot`` (a :class:`vla_sdk.protocols.Robot`, not yet connected), ``leader`` (an object
     with ``connect()``, ``read() -> action [A]``, ``disconnect()``; None unless asked for), ``hand`` (emulation
-    only: a :class:`vla_sdk.robots.twin.ScriptedHand` moving the emulated leaders), ``seedable``: whether the scene
-    behind the robot is reset from a seed (the simulator, a twin), so a recorded episode can be replayed in sim."""
+    only: a :class:`vla_sdk.robots.twin.ScriptedHand` moving the emulated leaders)."""
 
     robot: object
     leader: object | None = None
     hand: object | None = None
-    seedable: bool = False
 
 
 def _fail(path: Path, field: str, what: str):
@@ -110,7 +108,7 @@ def _seen(robot, spec, task: str, cameras: tuple[str, ...], image_size, seed: in
     from vla_sdk.robots.twin import TwinRobot
 
     if spec == "twin":
-        return RobotSetup(TwinRobot(robot, task, cameras, image_size, seed=seed), seedable=True)
+        return RobotSetup(TwinRobot(robot, task, cameras, image_size, seed=seed))
     return RobotSetup(robot)
 
 
@@ -134,7 +132,7 @@ def open_robot(
             raise UsageError("--teleop leader needs a robot with leader arms (--robot aloha2-emulated or a config)")
         from vla_sdk.robot import SimRobot
 
-        yield RobotSetup(SimRobot(task, cameras, image_size, seed), seedable=True)
+        yield RobotSetup(SimRobot(task, cameras, image_size, seed))
         return
     if name == "aloha2-emulated":
         if robot_name != "aloha2":
@@ -147,7 +145,7 @@ def open_robot(
             emu = EmulatedAloha2(workdir, leaders=leader)
             with emu as config:
                 robot = TwinRobot(Aloha2Robot(config), task, cameras, image_size, seed=seed)
-                setup = RobotSetup(robot, seedable=True)
+                setup = RobotSetup(robot)
                 if leader:
                     setup.leader = Aloha2Leader(emu.leader_config)
                     setup.hand = ScriptedHand(robot, emu.push_leaders)
