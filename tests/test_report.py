@@ -44,6 +44,16 @@ class _Links(HTMLParser):
         self.links += [v for k, v in attrs if k in ("href", "src") and v]
 
 
+def _screenshot(browser: str, target: Path, tmp_path: Path) -> np.ndarray:
+    """What headless Chromium shows for the file ``target`` in a WINDOW-sized window: its pixels [h, w, 3]."""
+    shot = tmp_path / f"shot_{target.stem}.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--mute-audio"]
+    cmd += [f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}"]
+    proc = subprocess.run([*cmd, target.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), f"chromium wrote no screenshot (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+    return _pixels(shot)
+
+
 def _pixels(png: Path) -> np.ndarray:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
     return np.asarray(Image.open(png).convert("RGB")).astype(int)  # [h, w, 3]
@@ -77,12 +87,7 @@ def test_eval_report_opens_in_a_headless_browser_and_its_links_resolve(aloha_pol
         assert not urlparse(url).scheme and (page.parent / unquote(url)).is_file(), url
     assert any(u.startswith("data:image/png;base64,") for u in parser.links)  # the latency chart, inline
 
-    shot = tmp_path / "shot.png"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--mute-audio"]
-    cmd += [f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}"]
-    proc = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert shot.is_file(), f"chromium wrote no screenshot (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
-    px = _pixels(shot)
+    px = _screenshot(browser, page, tmp_path)
     assert px.shape == (WINDOW[1], WINDOW[0], 3)
     assert len(np.unique(px.reshape(-1, 3), axis=0)) > 50  # not blank: text, table rules, chart
     white = (px > 240).all(-1).mean()
@@ -127,6 +132,9 @@ def test_training_draws_its_curves_and_vla_plot_redraws_them(aloha_policy, tmp_p
     run = aloha_policy / "run"
     px = _pixels(run / PLOT_NAME)
     assert px.shape == (400, 800, 3) and len(np.unique(px.reshape(-1, 3), axis=0)) > 20
+    shown = _screenshot(_chromium(), run / PLOT_NAME, tmp_path)  # the plot as a browser shows it
+    assert shown.shape == (WINDOW[1], WINDOW[0], 3)
+    assert (np.abs(shown - [31, 119, 180]).max(-1) < 30).sum() > 100  # the loss curve, in tab:blue
     assert main(["plot", str(run), "--out", str(tmp_path / "c.png")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "c.png")
     assert _pixels(tmp_path / "c.png").shape == (400, 800, 3)
