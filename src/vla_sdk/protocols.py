@@ -137,3 +137,13 @@ def read_cameras(source) -> dict[str, np.ndarray]:
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
             raise InputError(f"camera {cam!r}: expected uint8 [h, w, 3], got {img.dtype} {img.shape}")
     return images
+
+
+def check_action(embodiment: Embodiment, action) -> np.ndarray:
+    """A hardware driver's incoming action as float64 [A], refused unless it is A finite numbers."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (embodiment.action_dim,) or not np.all(np.isfinite(a)):
+        raise InputError(
+            f"{embodiment.name}: action must be {embodiment.action_dim} finite numbers {embodiment.names}, got {a}"
+        )
+    return a

@@ -56,7 +56,7 @@ import numpy as np
 from vla_sdk.embodiment import Embodiment, load_embodiment
 from vla_sdk.errors import InputError, RuntimeFailure, UsageError
 from vla_sdk.jsonfile import read_json_object
-from vla_sdk.protocols import RobotNotConnected, read_cameras, robot_features
+from vla_sdk.protocols import RobotNotConnected, check_action, read_cameras, robot_features
 from vla_sdk.robots.dynamixel_bus import DynamixelBus, Motor
 
 CALIBRATION_VERSION = 1
@@ -444,9 +444,7 @@ class Aloha2Robot:
         """Clamp ``action`` [A] to the limits and the maximum step, write it; returns what was sent (float32[A])."""
         self._need("send_action")
         emb = self.embodiment
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (emb.action_dim,) or not np.all(np.isfinite(a)):
-            raise InputError(f"{emb.name}: action must be {emb.action_dim} finite numbers {emb.names}, got {a}")
+        a = check_action(emb, action)
         present = self._present if self._present is not None else self.to_units(self.read_ticks())
         a = np.clip(a, present - self._step_limit, present + self._step_limit)
         a = np.clip(a, emb.low, emb.high)  # last: the limits hold even when the arm stands outside them

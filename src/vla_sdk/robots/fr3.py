@@ -45,7 +45,7 @@ import numpy as np
 
 from vla_sdk.embodiment import Embodiment, load_embodiment
 from vla_sdk.errors import InputError, RuntimeFailure, UsageError
-from vla_sdk.protocols import RobotNotConnected, read_cameras, robot_features
+from vla_sdk.protocols import RobotNotConnected, check_action, read_cameras, robot_features
 
 ROBOT = "fr3"
 INSTALL_HINT = "pip install 'vla-sdk[fr3]'"
@@ -281,9 +281,7 @@ class Fr3Robot:
         """Clamp ``action`` [8], start the joint motion (and a gripper command when due); returns what was sent."""
         self._need("send_action")
         emb = self.embodiment
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (emb.action_dim,) or not np.all(np.isfinite(a)):
-            raise InputError(f"{emb.name}: action must be {emb.action_dim} finite numbers {emb.names}, got {a}")
+        a = check_action(emb, action)
         present = self._present if self._present is not None else self.read_state()
         self._present = None
         sent = self.clamp(a, present)
