@@ -10,6 +10,9 @@ leaf's path, dtype, shape and bytes) and ``meta["meta_sha256"]`` that of the met
 field. Reading re-hashes both: a flipped byte inside raw tensor data, which orbax would load as a different number,
 or an edited meta value is refused by name. Checkpoints written before these fields load unchecked.
 
+Robots: one robot's parts sit at the top of the meta; a checkpoint of several keeps them per robot under
+``robots`` (:mod:`vla_sdk.multi_robot`).
+
 LoRA runs (``vla train --finetune lora``) store params as ``{"base": ..., "lora": {"path/to/kernel": {"a", "b"}}}``;
 :func:`merge_lora` folds the adapters in, so what is read is always plain model params.
 """

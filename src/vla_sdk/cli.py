@@ -462,6 +462,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the function's serialization: jax.export StableHLO (default; runs with jax) or an ONNX graph for "
         "onnxruntime (--quantize none or int8; needs pip install 'vla-sdk[onnx]'; docs/export.md)",
     )
+    ex.add_argument(
+        "--robot",
+        help="the robot the artifact is for, when the checkpoint was trained for several (default: its only one)",
+    )
     ex.add_argument("--check-task", metavar="ROBOT/TASK", help="also compare float vs exported success rates in sim")
     ex.add_argument("--episodes", type=int, default=10, help="episodes per policy for --check-task (default 10)")
     ex.add_argument("--execute", type=int, help="--check-task: actions executed per chunk (default: as trained)")
@@ -487,6 +491,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sv.add_argument("--prompt", help="instruction for requests that carry no prompt (default: such requests fail)")
     sv.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling noise (default 0)")
+    sv.add_argument("--robot", help="the robot to act for, when the policy was trained for several")
     sv.add_argument(
         "--max-message-mb", type=float, default=16.0, help="largest observation message accepted, MiB (default 16)"
     )

@@ -344,7 +344,7 @@ def serve(args) -> int:
 
     token = args.token or os.environ.get("VLA_SERVE_TOKEN")
     check_host(args.host, token)  # refuse before the (slow) policy load
-    policy = Policy.load(args.policy, seed=args.seed)
+    policy = Policy.load(args.policy, seed=args.seed, robot=args.robot)
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s vla serve: %(message)s", stream=sys.stderr)
@@ -408,6 +408,7 @@ def export(args) -> int:
         execute=args.execute,
         platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
         format=args.format,
+        robot=args.robot or (args.check_task.split("/")[0] if args.check_task else None),
     )
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

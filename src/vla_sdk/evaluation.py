@@ -38,6 +38,15 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def task_robot(task: str | None) -> str | None:
+    """The robot of a ROBOT/TASK name (None: no task, e.g. a mapped third-party env)."""
+    if task is None:
+        return None
+    from vla_sdk.sim.tasks import get_task
+
+    return get_task(task).robot
+
+
 def check_compatible(policy: Policy, task: str) -> None:
     """A clear error before any episode when the policy cannot drive this task's robot."""
     from vla_sdk.sim.tasks import get_task
@@ -113,7 +122,7 @@ def _run_seeds(args: tuple[EvalConfig, list[int]]) -> tuple[list[dict], list[flo
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    return run_episodes(Policy.load(cfg.policy), cfg, seeds)
+    return run_episodes(Policy.load(cfg.policy, robot=task_robot(cfg.task)), cfg, seeds)
 
 
 def run_episodes(policy: Policy, cfg: EvalConfig, seeds: list[int]) -> tuple[list[dict], list[float]]:
@@ -150,7 +159,8 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> dict:
     given = policy is not None
     if given and cfg.workers > 1:
         raise UsageError("an in-memory policy runs in one process: workers must be 1")
-    policy = policy if given else Policy.load(cfg.policy)  # validates the policy and the env before any episode
+    # validates the policy and the env before any episode; a multi-robot policy acts as the task's robot
+    policy = policy if given else Policy.load(cfg.policy, robot=task_robot(cfg.task))
     env, _, hz = _make_env(cfg, policy)
     if cfg.execution == "async" and cfg.delay_steps is None:  # measure once, so every worker simulates the same
         obs, _ = env.reset(seed=cfg.seed)

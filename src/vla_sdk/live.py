@@ -33,8 +33,9 @@ def run_live(
     or a failed inference (``ended`` says how it ended: ``vla_sdk.episode.REASONS``; Ctrl-C: ``"interrupted"``).
     ``robot``: a name or robot config file (:mod:`vla_sdk.robots.config`; default the simulator of ``task``)."""
     config = RunnerConfig(execution=execution, execute=execute)  # validates both before anything loads
-    policy = Policy.load(policy_path) if isinstance(policy_path, str | Path) else policy_path
-    from vla_sdk.evaluation import check_compatible
+    from vla_sdk.evaluation import check_compatible, task_robot
+
+    policy = Policy.load(policy_path, robot=task_robot(task)) if isinstance(policy_path, str | Path) else policy_path
 
     check_compatible(policy, task)
     with open_robot(robot, task=task, cameras=policy.cameras, image_size=policy.image_size, seed=seed) as setup:

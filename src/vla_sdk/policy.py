@@ -14,17 +14,20 @@ from flax import nnx
 
 from vla_sdk.errors import InputError, VlaError
 from vla_sdk.model import VLA, ModelConfig, jit_sample_actions
+from vla_sdk.multi_robot import for_robot
 from vla_sdk.transforms import PolicyTransform
 
 
 class Policy:
     """``policy(obs) -> actions [T, A_robot]`` for one raw observation {"images", "state", "instruction"}."""
 
-    def __init__(self, params: dict, meta: dict, seed: int = 0):
-        self.meta = meta
+    def __init__(self, params: dict, meta: dict, seed: int = 0, robot: str | None = None, where: str = "the policy"):
+        self.meta = meta = for_robot(meta, robot, where)  # a multi-robot checkpoint acts as one of its robots
         self.config = ModelConfig.from_dict(meta["model_config"])
         self.embodiment = meta.get("embodiment", {})
-        self.transform = PolicyTransform(self.config, meta["action_names"], meta["stats"], meta.get("delta_mask"))
+        self.transform = PolicyTransform(
+            self.config, meta["action_names"], meta["stats"], meta.get("delta_mask"), meta.get("cameras")
+        )
         # Abstract construction (no random init: that would compile one small program per initializer, ~10 s on
         # a CPU), then the checkpoint's weights; every variable of the model is a Param, so none stays abstract.
         model = nnx.eval_shape(lambda: VLA(self.config, rngs=nnx.Rngs(0)))
@@ -42,17 +45,18 @@ class Policy:
         self.calls = 0
 
     @classmethod
-    def load(cls, path: str | Path, seed: int = 0) -> Policy:
-        """A training run, a checkpoint folder, or an exported artifact file (`vla export`)."""
+    def load(cls, path: str | Path, seed: int = 0, robot: str | None = None) -> Policy:
+        """A training run, a checkpoint folder, or an exported artifact file (`vla export`); ``robot``: the robot it
+        is to act for (needed for a checkpoint of several robots; checked against any other)."""
         if Path(path).is_file():  # an exported artifact; see vla_sdk.export.runtime
             from vla_sdk.export.runtime import load_artifact
 
-            return load_artifact(path, seed)
+            return load_artifact(path, seed, robot)
         from vla_sdk.checkpoint import read_checkpoint
 
         params, meta = read_checkpoint(path)
         try:
-            return cls(params, meta, seed)
+            return cls(params, meta, seed, robot, where=str(path))
         except VlaError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # a meta or weights that do not fit
@@ -62,7 +66,7 @@ class Policy:
 
     @property
     def cameras(self) -> tuple[str, ...]:
-        return self.config.cameras
+        return self.transform.cameras
 
     @property
     def image_size(self) -> tuple[int, int]:

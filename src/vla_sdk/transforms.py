@@ -13,6 +13,7 @@ Cameras are bound by name: a missing or extra camera is an error listing expecte
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import jax
@@ -67,8 +68,14 @@ def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class PolicyTransform:
     """Raw observations/actions of one robot <-> inputs/outputs of one model. See the module docstring."""
 
-    def __init__(self, config: ModelConfig, action_names: list[str], stats: dict, delta_mask=None):
+    def __init__(self, config: ModelConfig, action_names: list[str], stats: dict, delta_mask=None, cameras=None):
         self.config = config
+        # the robot's cameras: the model's camera slots it fills (a multi-robot model has slots other robots fill;
+        # those are masked out, never fed as images)
+        self.cameras = tuple(config.cameras if cameras is None else cameras)
+        unknown = sorted(set(self.cameras) - set(config.cameras))
+        if unknown or not self.cameras:
+            raise InputError(f"cameras {list(self.cameras)}: the model's camera slots are {list(config.cameras)}")
         self.action_names = list(action_names)
         self.robot_dim = len(self.action_names)
         self.delta_mask = None if delta_mask is None or not any(delta_mask) else np.asarray(delta_mask, bool)
@@ -88,9 +95,10 @@ class PolicyTransform:
                 )
         self.env_norm = Normalizer.from_stats(stats, ENV_STATE) if ENV_STATE in stats else None
         self.tokenizer = ByteTokenizer(config.max_tokens)
+        self._reported: set[str] = set()  # instructions already reported as truncated
 
     def check_cameras(self, given) -> None:
-        expected = list(self.config.cameras)
+        expected = list(self.cameras)
         if sorted(given) != sorted(expected):
             raise InputError(
                 f"cameras do not match the policy: expected {expected}, given {sorted(given)} "
@@ -109,22 +117,38 @@ class PolicyTransform:
                 f"state has {state.shape[-1]} dimensions, expected {self.robot_dim} ({', '.join(self.action_names)})"
             )
         b = state.shape[0]
-        for c in self.config.cameras:
+        for c in self.cameras:
             img = np.asarray(images[c])
             if img.dtype != np.uint8 or img.ndim != 4 or img.shape[0] != b or img.shape[-1] != 3:
                 want = "one uint8 image [h, w, 3]" if single else f"uint8 images [{b}, h, w, 3]"
                 got = f"{img.dtype}{list(img.shape[1:] if single else img.shape)}"
                 raise InputError(f"camera {c!r}: expected {want}, got {got}")
+        self.report_truncation(instruction)
         tokens, token_mask = self.tokenizer.encode_batch(list(instruction))
         return {
-            "images": {c: resize_images(np.asarray(images[c]), self.config.image_size) for c in self.config.cameras},
-            "image_masks": {c: np.ones((b,), bool) for c in self.config.cameras},
+            "images": {c: resize_images(np.asarray(images[c]), self.config.image_size) for c in self.cameras},
+            "image_masks": {c: np.ones((b,), bool) for c in self.cameras},
             "state": self.pad(self.state_norm(state), self.config.state_dim),
             "state_mask": np.broadcast_to(self.dim_mask(self.config.state_dim), (b, self.config.state_dim)).copy(),
             "tokens": tokens,
             "token_mask": token_mask,
             "action_mask": np.broadcast_to(self.dim_mask(self.config.action_dim), (b, self.config.action_dim)).copy(),
         }
+
+    def report_truncation(self, instructions) -> None:
+        """Warn (once per text) about an instruction longer than the model takes: its tail is cut off."""
+        for text in instructions:
+            if text in self._reported:
+                continue
+            lost = self.tokenizer.lost_bytes(text)
+            if lost:
+                self._reported.add(text)
+                cut = self.tokenizer.decode(*self.tokenizer.encode(text))
+                warnings.warn(
+                    f"instruction {text!r} is {lost} byte(s) longer than the model takes (max_tokens "
+                    f"{self.config.max_tokens}, BOS and EOS included): it is cut to {cut!r}",
+                    stacklevel=3,
+                )
 
     def actions(self, actions: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
         """Raw action chunks [..., T, A_robot] (and the states [..., A_robot] they start from) -> normalized,

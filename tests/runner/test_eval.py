@@ -50,7 +50,7 @@ def test_eval_cli_parallel_workers_match_one_worker(aloha_policy, tmp_path, caps
 
 
 def test_eval_refuses_another_robot_before_any_episode(aloha_policy):
-    with pytest.raises(ValueError, match="trained for robot 'aloha2'; fr3/pick_place is a 'fr3' task"):
+    with pytest.raises(ValueError, match="trained for robot 'aloha2', not 'fr3'"):
         evaluate(EvalConfig(policy=str(aloha_policy / "run"), task="fr3/pick_place", episodes=1))
 
 

@@ -36,6 +36,7 @@ from vla_sdk.export.quantize import check_mode, dequantize, quantize_params
 from vla_sdk.export.runtime import ArtifactPolicy
 from vla_sdk.model import VLA, ModelConfig
 from vla_sdk.model.tokenizer import BOS, EOS, PAD
+from vla_sdk.multi_robot import for_robot
 from vla_sdk.policy import Policy
 from vla_sdk.transforms import STD_FLOOR, Normalizer
 
@@ -78,13 +79,16 @@ def _named(params: dict) -> tuple[list[tuple[str, np.ndarray]], object]:
     return [(n, np.asarray(v, np.float32)) for n, (_, v) in zip(names, flat, strict=True)], treedef
 
 
-def trace_function(cfg: ModelConfig, treedef, qmeta: dict, stored: dict, platforms) -> tuple[bytes, dict]:
-    """Serialized ``jax.export`` of the inference function and the manifest's ``function`` section."""
+def trace_function(
+    cfg: ModelConfig, treedef, qmeta: dict, stored: dict, platforms, cameras: tuple[str, ...]
+) -> tuple[bytes, dict]:
+    """Serialized ``jax.export`` of the inference function and the manifest's ``function`` section; it takes the
+    images of ``cameras`` (the robot's camera slots: a slot no camera of this robot fills stays masked out)."""
     model = nnx.eval_shape(lambda: VLA(cfg, rngs=nnx.Rngs(0)))
     graphdef, template, rest = nnx.split(model, nnx.Param, ...)
     tensors = qmeta["tensors"]  # insertion order = tree order
     weight_keys = [f"{n}.{s}" for n, info in tensors.items() for s in info["arrays"]]
-    cams, s, a, length = cfg.cameras, cfg.state_dim, cfg.action_dim, cfg.max_tokens
+    cams, s, a, length = tuple(cameras), cfg.state_dim, cfg.action_dim, cfg.max_tokens
     impl = str(jax.random.key_impl(jax.random.key(0)))
     key_shape = jax.random.key_data(jax.random.key(0)).shape
 
@@ -163,12 +167,14 @@ def export_policy(
     seed: int = 0,
     reference: Policy | None = None,
     format: str = "stablehlo",
+    robot: str | None = None,
 ) -> tuple[dict, Policy, ArtifactPolicy]:
     """Export ``(params, meta)`` (as :func:`vla_sdk.checkpoint.read_checkpoint` returns them) to ``out``.
 
     ``reference``: the float policy of the same checkpoint, when the caller has one (saves a compile).
     ``gate_count`` / ``latency_runs`` 0 skip the accuracy report / latency profile (tests; `vla export` keeps both).
     ``format``: ``"stablehlo"`` (jax.export; every mode) or ``"onnx"`` (jax2onnx; none or int8, ``platforms`` unused).
+    ``robot``: the robot the artifact is for (a checkpoint of several robots exports one at a time).
     Returns the export summary and both policies (float checkpoint, loaded artifact) for further checks.
     """
     check_mode(quantize)
@@ -177,6 +183,7 @@ def export_policy(
 
         onnx_build.require()
         onnx_build.check_onnx_mode(quantize)
+    meta = for_robot(meta, robot, source)
     check_meta(meta, source)
     float_policy = reference or Policy(params, meta, seed)
     cfg = float_policy.config
@@ -187,10 +194,10 @@ def export_policy(
     stored, qmeta = quantize_params(named, quantize)
     if format == "onnx":
         impl = str(jax.random.key_impl(jax.random.key(0)))
-        blob, fn = onnx_build.trace_onnx(cfg, treedef, qmeta, stored)
+        blob, fn = onnx_build.trace_onnx(cfg, treedef, qmeta, stored, float_policy.cameras)
         fn = {"section": fn, "impl": impl}
     else:
-        blob, fn = trace_function(cfg, treedef, qmeta, stored, platforms)
+        blob, fn = trace_function(cfg, treedef, qmeta, stored, platforms, float_policy.cameras)
     keys = {"state": "observation.state", "action": "action"}
     norms = {k: Normalizer.from_stats(meta["stats"], key) for k, key in keys.items()}
     manifest = {
@@ -203,6 +210,7 @@ def export_policy(
         "model_config": cfg.to_dict(),
         "embodiment": _jsonable(meta.get("embodiment") or {}),
         "action_names": list(meta["action_names"]),
+        "cameras": list(float_policy.cameras),  # the model's camera slots this robot fills, in input order
         "delta_mask": meta.get("delta_mask"),  # arm actions relative to the state they were predicted from
         "execute": meta.get("execute"),  # the runner's default actions per chunk (None: half the chunk)
         "stats": _jsonable(meta["stats"]),

@@ -14,12 +14,16 @@ import numpy as np
 
 
 def gate_frames(meta: dict, cfg, count: int = 32) -> tuple[list[dict], str]:
-    """``count`` raw observations from the training datasets (or synthetic ones when none can be read)."""
+    """``count`` raw observations from the training datasets of the meta's robot (or synthetic ones when none can
+    be read); ``meta``: one robot's view (:func:`vla_sdk.multi_robot.for_robot`)."""
+    cameras = tuple(meta.get("cameras") or cfg.cameras)  # the robot's camera slots
     paths = [p for p in (meta.get("train_config") or {}).get("data", []) if Path(p).is_dir()]
     if paths:
         from vla_sdk.data.reader import Dataset
 
         datasets = [Dataset(p) for p in paths]
+        if len(meta.get("trained_robots") or []) > 1:  # a multi-robot run's data: only this robot's
+            datasets = [d for d in datasets if d.features["action"].get("names") == list(meta["action_names"])]
         episodes = [(d, k, int(e["length"])) for d in datasets for k, e in enumerate(d.episodes)]
         total = sum(n for _, _, n in episodes)
         if total:
@@ -30,11 +34,11 @@ def gate_frames(meta: dict, cfg, count: int = 32) -> tuple[list[dict], str]:
                 i = int(np.searchsorted(starts, g, side="right") - 1)
                 ds, k, _ = episodes[i]
                 if i not in loaded:
-                    loaded = {i: ds.episode(k, cameras=list(cfg.cameras))}  # frames are in order: one episode open
+                    loaded = {i: ds.episode(k, cameras=list(cameras))}  # frames are in order: one episode open
                 ep, t = loaded[i], int(g - starts[i])
                 frames.append(
                     {
-                        "images": {c: ep["images"][c][t] for c in cfg.cameras},
+                        "images": {c: ep["images"][c][t] for c in cameras},
                         "state": ep["observation.state"][t],
                         "instruction": ep["task"],
                     }
@@ -45,7 +49,7 @@ def gate_frames(meta: dict, cfg, count: int = 32) -> tuple[list[dict], str]:
     mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
     frames = [
         {
-            "images": {c: rng.integers(0, 256, (*cfg.image_size, 3), np.uint8) for c in cfg.cameras},
+            "images": {c: rng.integers(0, 256, (*cfg.image_size, 3), np.uint8) for c in cameras},
             "state": (mean + std * rng.standard_normal(mean.shape)).astype(np.float32),
             "instruction": "do the task",
         }

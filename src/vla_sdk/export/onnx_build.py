@@ -97,21 +97,21 @@ def sample_with_noise(vla: VLA, obs: dict, noise: jax.Array) -> jax.Array:
     return x
 
 
-def _input_specs(cfg: ModelConfig) -> list[tuple[str, tuple, str]]:
+def _input_specs(cfg: ModelConfig, cameras: tuple[str, ...]) -> list[tuple[str, tuple, str]]:
     s, a, length = cfg.state_dim, cfg.action_dim, cfg.max_tokens
-    specs = [(f"image_{c}", (1, *cfg.image_size, 3), "uint8") for c in cfg.cameras]
+    specs = [(f"image_{c}", (1, *cfg.image_size, 3), "uint8") for c in cameras]
     specs += [("state", (1, s), "float32"), ("state_mask", (1, s), "bool"), ("tokens", (1, length), "int32")]
     specs += [("token_mask", (1, length), "bool"), ("action_mask", (1, a), "bool")]
     return specs + [("noise", (1, cfg.horizon, a), "float32")]
 
 
-def inference_function(cfg: ModelConfig, treedef, qmeta: dict, stored: dict):
+def inference_function(cfg: ModelConfig, treedef, qmeta: dict, stored: dict, cameras: tuple[str, ...]):
     """``fn(*images, state, state_mask, tokens, token_mask, action_mask, noise) -> actions [1, T, A]`` with the
     stored (quantized) weights as constants, dequantized inside."""
     model = nnx.eval_shape(lambda: VLA(cfg, rngs=nnx.Rngs(0)))
     graphdef, template, rest = nnx.split(model, nnx.Param, ...)
     tensors = qmeta["tensors"]  # insertion order = tree order
-    cams = cfg.cameras
+    cams = tuple(cameras)  # the robot's camera slots; the model's others stay masked out
 
     def fn(*args):
         *images, state, state_mask, tokens, token_mask, action_mask, noise = args
@@ -209,12 +209,12 @@ def to_qdq(model) -> int:
     return len(replace)
 
 
-def trace_onnx(cfg: ModelConfig, treedef, qmeta: dict, stored: dict) -> tuple[bytes, dict]:
+def trace_onnx(cfg: ModelConfig, treedef, qmeta: dict, stored: dict, cameras: tuple[str, ...]) -> tuple[bytes, dict]:
     """The serialized ONNX model of the inference function and the manifest's ``function`` section."""
     jax2onnx, onnx = require()
     check_onnx_mode(qmeta["mode"])
-    fn = inference_function(cfg, treedef, qmeta, stored)
-    specs = _input_specs(cfg)
+    fn = inference_function(cfg, treedef, qmeta, stored, cameras)
+    specs = _input_specs(cfg, cameras)
     avals = [jax.ShapeDtypeStruct(sh, np.dtype(dt)) for _, sh, dt in specs]
     try:
         model = jax2onnx.to_onnx(

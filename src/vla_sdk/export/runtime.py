@@ -24,6 +24,7 @@ from vla_sdk.errors import InputError
 from vla_sdk.export.artifact import ArtifactError, read_artifact
 from vla_sdk.model.config import ModelConfig
 from vla_sdk.model.tokenizer import BOS, EOS, PAD
+from vla_sdk.multi_robot import for_robot
 from vla_sdk.transforms import PolicyTransform
 
 # sha256 of sample.stablehlo -> (Exported, its jitted call): loading the same artifact again (a server reloading it,
@@ -88,7 +89,11 @@ class ArtifactPolicy:
             self.config = ModelConfig.from_dict(manifest["model_config"])
             # the one transform (vla_sdk.transforms), with the statistics the checkpoint trained with
             self.transform = PolicyTransform(
-                self.config, manifest["action_names"], manifest["stats"], manifest.get("delta_mask")
+                self.config,
+                manifest["action_names"],
+                manifest["stats"],
+                manifest.get("delta_mask"),
+                manifest.get("cameras"),  # the robot's camera slots (all of the model's when absent)
             )
         except (InputError, TypeError) as e:
             raise ArtifactError(f"{where}: the manifest does not describe a policy this vla-sdk can run: {e}") from e
@@ -102,7 +107,7 @@ class ArtifactPolicy:
 
     @property
     def cameras(self) -> tuple[str, ...]:
-        return self.config.cameras
+        return self.transform.cameras
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -171,9 +176,11 @@ class OnnxArtifactPolicy(ArtifactPolicy):
         return self._graph(inputs, key if noise is None else noise)
 
 
-def load_artifact(path: str | Path, seed: int = 0) -> ArtifactPolicy:
-    """Read, verify and load an exported artifact (``vla export``; either format, by the manifest)."""
+def load_artifact(path: str | Path, seed: int = 0, robot: str | None = None) -> ArtifactPolicy:
+    """Read, verify and load an exported artifact (``vla export``; either format, by the manifest); ``robot``:
+    the robot it is to act for, checked against the one it was exported for."""
     art = read_artifact(path)
+    for_robot(art.manifest, robot, where=str(path))
     if art.manifest["function"].get("format") == "onnx":  # vla export --format onnx: onnxruntime runs it
         return OnnxArtifactPolicy(art.manifest, art.function, seed, where=str(path))
     return ArtifactPolicy(art.manifest, art.weights, art.function, seed, where=str(path))

@@ -43,6 +43,11 @@ class ByteTokenizer:
             raise InputError(f"max_len must be >= 2 (room for BOS and EOS), got {max_len}")
         self.max_len = max_len
 
+    def lost_bytes(self, text: str) -> int:
+        """How many bytes of ``text`` (normalized) do not fit: 0 when it is encoded whole."""
+        data = normalize(text).encode("utf-8")
+        return len(data) - len(_cut_utf8(data, self.max_len - 2))
+
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Token ids ``[L]`` (int32) and mask ``[L]`` (bool, True = real token)."""
         body = _cut_utf8(normalize(text).encode("utf-8"), self.max_len - 2)
