@@ -29,6 +29,9 @@ class Task(abc.ABC):
     max_steps: ClassVar[int]  # time limit in control steps
     instructions: ClassVar[tuple[str, ...]]  # phrasings; str.format templates over randomize()'s variables
     language_conditioned: ClassVar[bool] = False  # True when the instruction is needed to succeed
+    # True for a held-out task: a skill no base policy is trained on, kept for measuring fine-tuning from a few
+    # demonstrations (a tool that builds a base's training mix leaves these out: ``list_tasks(held_out=False)``)
+    held_out: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     def __init__(self, physics: Physics):

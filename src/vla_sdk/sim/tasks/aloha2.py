@@ -15,9 +15,11 @@ from vla_sdk.sim.tasks.common import (
     StagedExpert,
     body_in_frame,
     body_yaw,
+    free_speed,
     held_target,
     nearest_grasp_yaw,
     sample_separated,
+    set_mocap,
     yaw_quat,
 )
 
@@ -267,38 +269,46 @@ class PickColor(Task):
 
     def make_expert(self):
         p = self.physics
-        body = f"{self.variables['color']}_cube"
-        c = p.body_pos(body)
-        arm = "right" if c[0] > 0 else "left"
-        grasp = top_down(nearest_grasp_yaw(body_yaw(p.body_xmat(body)), np.pi / 2), DOWN)
-        wps = [
-            Waypoint(1.0, {arm: (c + [0, 0, 0.10], grasp)}, {f"{arm}/gripper": 1.0}),
-            Waypoint(1.6, {arm: (c + [0, 0, 0.01], grasp)}),
-            Waypoint(2.0, {}, {f"{arm}/gripper": 0.0}),
-            Waypoint(2.5, {arm: (c + [0, 0, 0.15], grasp)}),
-        ]
-        expert = _expert(self, wps)
+        return _pick_and_drop(self, f"{self.variables['color']}_cube", lambda: p.body_pos("bin"), (0.15, 0.10))
 
-        def over_bin(height: float, duration: float):
-            def stage():
-                goal = p.body_pos("bin") + [0, 0, height]
-                return [
-                    Waypoint(
-                        duration, {arm: held_target(p, expert, arm, f"{arm}/gripper", body, goal, p.body_xmat(body))}
-                    )
-                ]
 
-            return stage
+def _pick_and_drop(task: Task, body: str, goal, heights: tuple[float, float], grasp_yaw: float = np.pi / 2):
+    """One arm (the one on the object's side) grasps ``body`` top-down, lifts it, carries it over ``goal()`` (a
+    world point, read when each carry stage starts) at ``heights[0]``, lowers it to ``heights[1]`` above that point
+    and opens there, then lifts clear. Both carry stages are planned from the object's measured pose in the hand
+    (:func:`held_target`), so a grasp that is off-centre still lands where it should."""
+    p = task.physics
+    c = p.body_pos(body)
+    arm = "right" if c[0] > 0 else "left"
+    grasp = top_down(nearest_grasp_yaw(body_yaw(p.body_xmat(body)), grasp_yaw), DOWN)
+    wps = [
+        Waypoint(1.0, {arm: (c + [0, 0, 0.10], grasp)}, {f"{arm}/gripper": 1.0}),
+        Waypoint(1.6, {arm: (c + [0, 0, 0.01], grasp)}),
+        Waypoint(2.0, {}, {f"{arm}/gripper": 0.0}),
+        Waypoint(2.5, {arm: (c + [0, 0, 0.15], grasp)}),
+    ]
+    expert = _expert(task, wps)
 
-        stages = [
-            over_bin(0.15, 1.0),
-            over_bin(0.10, 0.5),
-            lambda: [
-                Waypoint(0.4, {}, {f"{arm}/gripper": 1.0}),
-                Waypoint(0.9, {arm: (expert.ik.pose(arm)[0] + [0, 0, 0.08], grasp)}),
-            ],
-        ]
-        return StagedExpert(expert, stages)
+    def over(height: float, duration: float):
+        def stage():
+            target = goal() + [0, 0, height]
+            return [
+                Waypoint(
+                    duration, {arm: held_target(p, expert, arm, f"{arm}/gripper", body, target, p.body_xmat(body))}
+                )
+            ]
+
+        return stage
+
+    stages = [
+        over(heights[0], 1.0),
+        over(heights[1], 0.5),
+        lambda: [
+            Waypoint(0.4, {}, {f"{arm}/gripper": 1.0}),
+            Waypoint(0.9, {arm: (expert.ik.pose(arm)[0] + [0, 0, 0.08], grasp)}),
+        ],
+    ]
+    return StagedExpert(expert, stages)
 
 
 class LiftBar(Task):
@@ -356,4 +366,56 @@ class LiftBar(Task):
         return _expert(self, wps)
 
 
-TASKS = (TransferCube, Insertion, PickColor, LiftBar)
+class PlaceOnPlate(Task):
+    """One arm picks up the cube and sets it down on a round plate; both lie at random places on the table."""
+
+    robot, name, scene = "aloha2", "place_on_plate", "place_on_plate.xml"
+    max_steps = 300
+    held_out = True
+    instructions = (
+        "put the cube on the plate",
+        "pick up the red cube and place it on the blue plate",
+        "set the block down on the plate",
+        "move the red cube onto the plate",
+        "place the cube on the round plate and let go",
+    )
+    summary = "one arm picks up a cube and sets it down on a round plate (both at random positions; held out)"
+    HALF = 0.02  # cube half size
+    PLATE_RADIUS, PLATE_TOP = 0.055, 0.008  # sim/aloha2/place_on_plate.xml
+    ON_PLATE = 0.04  # success: the cube's centre at most this far (horizontally) from the plate's centre
+    CUBE_XY = ([0.06, -0.14], [0.22, 0.12])  # |x|: the cube lies to one arm's side (either, at random)
+    PLATE_XY = ([-0.10, -0.10], [0.10, 0.12])
+    CLEAR = 0.14  # min distance cube centre - plate centre: the open fingers miss the plate while grasping
+
+    def randomize(self, rng):
+        for _ in range(1000):
+            cube, plate = rng.uniform(self.CUBE_XY[0], self.CUBE_XY[1]), rng.uniform(*self.PLATE_XY)
+            cube[0] *= rng.choice([-1.0, 1.0])
+            if np.linalg.norm(cube - plate) >= self.CLEAR:
+                break
+        else:
+            raise RuntimeError("could not place the cube away from the plate")
+        set_mocap(self.physics, "plate", [*plate, 0.0])
+        self.physics.set_free_body("cube", [*cube, self.HALF], yaw_quat(rng.uniform(-np.pi / 4, np.pi / 4)))
+        return {}
+
+    def success(self):
+        p = self.physics
+        cube = p.body_geoms("cube")
+        offset = p.body_pos("cube") - p.body_pos("plate")
+        return bool(
+            np.linalg.norm(offset[:2]) < self.ON_PLATE
+            and abs(offset[2] - (self.PLATE_TOP + self.HALF)) < 0.004  # flat on the plate, not tipped or stacked
+            and p.touching(cube, p.body_geoms("plate"))
+            and not p.touching(cube, {p.model.geom("table").id})
+            and not (p.touching(cube, _fingers(p, "left")) or p.touching(cube, _fingers(p, "right")))
+            and free_speed(p, "cube") < 0.05
+        )
+
+    def make_expert(self):
+        p = self.physics
+        goal = lambda: p.body_pos("plate") + [0, 0, self.PLATE_TOP]  # noqa: E731
+        return _pick_and_drop(self, "cube", goal, (0.12, self.HALF + 0.008))
+
+
+TASKS = (TransferCube, Insertion, PickColor, LiftBar, PlaceOnPlate)

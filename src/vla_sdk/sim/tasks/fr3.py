@@ -250,4 +250,153 @@ class PickColor(_BinTask):
         return PickPlaceExpert(self, f"{self.variables['color']}_cube", self.bin_goal())
 
 
-TASKS = (PickPlace, Stack, PickColor)
+class PushExpert:
+    """Pushes a cube across the table, non-prehensile, until its centre is at ``goal`` [2] (closed loop).
+
+    The fingers, a little open, form a two-pad paddle (pads 0.036 m apart, centre to centre) held across the push
+    direction, pad tips 0.018 m above the table. The hand comes down behind the cube, pushes it along the line
+    from its centre to the goal, then measures where it went: when it is more than ``TOL`` from the goal (it slid
+    sideways or turned), the hand backs off, lifts, goes round behind the cube for the new direction and pushes
+    again (at most ``MAX_PUSHES`` pushes), then lifts clear so the cube rests free.
+    """
+
+    PADDLE = 0.3  # gripper opening while pushing: each finger 0.012 m out, pads at +-0.018 m
+    PAD_HALF = 0.009  # half thickness of a finger pad along the push
+    PUSH_Z = 0.03  # tcp height while pushing (pad tips at 0.018 m, pads up to 0.062 m: the cube's face)
+    ABOVE_Z = 0.12  # tcp height when moving round the cube
+    STANDOFF = 0.025  # gap between pads and cube face before a push
+    SPEED = 0.15  # m/s of the hand along a push
+    TOL = 0.012  # the expert pushes again when the cube's centre is farther than this from the goal
+    MAX_PUSHES = 4
+
+    def __init__(self, task: Task, body: str, goal: np.ndarray):
+        self.physics, self.body = task.physics, body
+        self.goal = np.asarray(goal, float)[:2]
+        p = self.physics
+        self.inner = WaypointExpert(EndEffectorIK(p.embodiment), p.dt, p.state(), [])
+        self.pushes = 0
+        self.phase = "approach"
+        pre, rot = self._behind()
+        self.inner.plan(
+            [
+                Waypoint(1.3, {"hand": (pre + [0.0, 0.0, self.ABOVE_Z - self.PUSH_Z], rot)}, {"gripper": self.PADDLE}),
+                Waypoint(1.9, {"hand": (pre, rot)}),
+            ]
+        )
+
+    def _direction(self) -> np.ndarray:
+        d = self.goal - self.physics.body_pos(self.body)[:2]
+        return np.array([*(d / max(np.linalg.norm(d), 1e-9)), 0.0])
+
+    def _behind(self) -> tuple[np.ndarray, np.ndarray]:
+        """The tcp pose from which a push toward the goal starts: behind the cube, pads across the push."""
+        c, d = self.physics.body_pos(self.body), self._direction()
+        pre = c - d * (CUBE_HALF + self.PAD_HALF + self.STANDOFF)
+        pre[2] = self.PUSH_Z
+        # finger axis across the push, the pads being symmetric: the yaw within a half turn of the home yaw (a push
+        # along world y would be the tie between two hand yaws half a turn apart; the layouts avoid it)
+        yaw = np.arctan2(d[1], d[0]) + np.pi / 2
+        return pre, _hand(nearest_grasp_yaw(yaw, HOME_YAW, np.pi))
+
+    def _error(self) -> float:
+        return float(np.linalg.norm(self.goal - self.physics.body_pos(self.body)[:2]))
+
+    def _push(self) -> list[Waypoint]:
+        p = self.physics
+        d = self._direction()
+        start, rot = self.inner.ik.pose("hand")
+        # the pads end where the cube's face is when its centre is at the goal; the arm's tracking error (commanded
+        # minus actual tcp) is taken out so that the pads, not the command, get there
+        end = np.array([*self.goal, self.PUSH_Z]) - d * (CUBE_HALF + self.PAD_HALF)
+        end += (start - p.site_pos("tcp")) * [1.0, 1.0, 0.0]
+        duration = max(0.4, float(np.linalg.norm((end - start)[:2])) / self.SPEED)
+        self.pushes += 1
+        return [Waypoint(duration, {"hand": (end, rot)}), Waypoint(duration + 0.3, {})]
+
+    def _next(self) -> list[Waypoint]:
+        pos, rot = self.inner.ik.pose("hand")
+        if self.phase in ("approach", "reapproach"):
+            self.phase = "push"
+            return self._push()
+        if self.phase == "push" and self._error() > self.TOL and self.pushes < self.MAX_PUSHES:
+            self.phase = "reapproach"
+            back = pos - self._toward_cube(pos) * 0.02  # off the cube before lifting: no drag
+            pre, new_rot = self._behind()
+            lift = [0.0, 0.0, self.ABOVE_Z - self.PUSH_Z]
+            return [
+                Waypoint(0.3, {"hand": (back, rot)}),
+                Waypoint(0.8, {"hand": (back + lift, rot)}),
+                Waypoint(1.6, {"hand": (pre + lift, new_rot)}),
+                Waypoint(2.2, {"hand": (pre, new_rot)}),
+            ]
+        if self.phase == "push":
+            self.phase = "retreat"
+            return [Waypoint(0.8, {"hand": (pos + [0.0, 0.0, 0.10], rot)})]
+        return []
+
+    def _toward_cube(self, pos: np.ndarray) -> np.ndarray:
+        """Unit horizontal vector from the hand at ``pos`` toward the cube: backing off moves against it."""
+        v = (self.physics.body_pos(self.body) - pos) * [1.0, 1.0, 0.0]
+        return v / max(np.linalg.norm(v), 1e-9)
+
+    def act(self) -> np.ndarray:
+        if self.inner.done and self.phase != "done":
+            wps = self._next()
+            if wps:
+                self.inner.plan(wps)
+            else:
+                self.phase = "done"
+        return self.inner.act()
+
+
+class PushToTarget(_Fr3Task):
+    """Push the cube (without grasping it) until its centre lies inside the target disc drawn on the table."""
+
+    name, scene = "push_to_target", "push_to_target.xml"
+    max_steps = 200
+    held_out = True
+    instructions = (
+        "push the red cube onto the green target",
+        "slide the block into the green circle",
+        "push the cube to the target on the table",
+        "move the red block onto the green disc by pushing it",
+        "nudge the cube until it sits on the green mark",
+    )
+    summary = "push a cube (not grasping it) into a target disc drawn on the table (both at random positions; held out)"
+    TARGET_RADIUS = 0.04  # the disc of sim/fr3/push_to_target.xml
+    XY = ([0.38, -0.20], [0.62, 0.20])  # where cube and target centres are drawn
+    DISTANCE = (0.15, 0.28)  # cube-to-target distance range: every episode needs a real push
+    # the push direction stays this far (rad) from world +-y, where the expert's hand yaw would jump by a half
+    # turn between neighbouring layouts (the two-pad paddle is symmetric): demonstrations take one route
+    AWAY_FROM_Y = np.deg2rad(15.0)
+
+    def randomize(self, rng):
+        for _ in range(1000):
+            cube, target = rng.uniform(self.XY[0], self.XY[1], size=(2, 2))
+            d = target - cube
+            dist = np.linalg.norm(d)
+            if self.DISTANCE[0] <= dist <= self.DISTANCE[1] and abs(d[0]) > dist * np.sin(self.AWAY_FROM_Y):
+                break
+        else:
+            raise RuntimeError("could not place the cube and the target")
+        set_mocap(self.physics, "target", [target[0], target[1], 0.0])
+        self.physics.set_free_body("cube", [cube[0], cube[1], CUBE_HALF], yaw_quat(rng.uniform(-np.pi, np.pi)))
+        return {}
+
+    def on_target(self) -> bool:
+        """The cube's centre is over the target disc."""
+        p = self.physics
+        return bool(np.linalg.norm((p.body_pos("cube") - p.body_pos("target"))[:2]) < self.TARGET_RADIUS)
+
+    def success(self):
+        p = self.physics
+        flat = abs(p.body_pos("cube")[2] - CUBE_HALF) < 0.005 and p.touching(
+            p.body_geoms("cube"), {p.model.geom("table").id}
+        )
+        return bool(self.on_target() and flat and self.resting("cube"))
+
+    def make_expert(self):
+        return PushExpert(self, "cube", self.physics.body_pos("target"))
+
+
+TASKS = (PickPlace, Stack, PickColor, PushToTarget)
