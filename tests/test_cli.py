@@ -9,6 +9,10 @@ def test_sim_list_json(capsys):
     assert main(["sim", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["task"] for r in rows] == list_tasks()
+    assert [r["task"] for r in rows if r["held_out"]] == list_tasks(held_out=True) != []
+    main(["sim", "list"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines if ln.endswith("[held out]")] == list_tasks(held_out=True)
 
 
 def test_sim_run_writes_a_tiled_video(tmp_path, capsys):

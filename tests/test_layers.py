@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vla_sdk.doctor",
         ),
     ),
+    ("workflow", ("vla_sdk.demo_curve",)),  # drives the trainer and the evaluator together
     ("cli", ("vla_sdk.cli", "vla_sdk.commands")),
 ]
 # Layers that must not be imported even from above: inference (policy, export, serving) never reaches into the trainer.

@@ -215,7 +215,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="DIR",
-        help="dataset folder (repeat for several datasets of one robot)",
+        help="dataset folder; repeat for several datasets, of one robot or several (each robot keeps its own "
+        "statistics, action dims and cameras)",
+    )
+    tr.add_argument(
+        "--data-weights",
+        type=float,
+        nargs="+",
+        metavar="W",
+        help="each --data folder's relative share of a batch, in --data order (default: every frame equally likely)",
     )
     tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     src = tr.add_mutually_exclusive_group()
@@ -317,6 +325,27 @@ def _parser() -> argparse.ArgumentParser:
         help="predict arm actions relative to the current state (grippers stay absolute), as openpi does for "
         "joint-space arms; the choice travels in the checkpoint (default: as the --base checkpoint was trained, "
         "absolute without one)",
+    )
+    tr.add_argument(
+        "--max-episodes",
+        type=int,
+        metavar="K",
+        help="train on the first K episodes of each dataset only (after any --val-episodes; default: all)",
+    )
+    tr.add_argument(
+        "--demos-curve",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="do I have enough demonstrations? one run per count K on the first K episodes (nested subsets), each "
+        "evaluated on --eval-task over --curve-episodes unseen seeds: RUN/demos_K runs and RUN/demos_curve.{json,md,"
+        "png} (success against demonstrations, 95%% intervals); resumable",
+    )
+    tr.add_argument(
+        "--curve-episodes",
+        type=int,
+        default=50,
+        help="evaluation episodes per count of --demos-curve (default %(default)s)",
     )
     tr.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: bf16 on GPU, fp32 CPU)")
     tr.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default ~/.cache/vla-sdk/frames)")

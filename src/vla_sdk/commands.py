@@ -39,6 +39,7 @@ def sim_list(args) -> int:
             "task": n,
             "robot": TASKS[n].robot,
             "language_conditioned": TASKS[n].language_conditioned,
+            "held_out": TASKS[n].held_out,  # never in the base policy's training mix
             "max_steps": TASKS[n].max_steps,
             "summary": TASKS[n].summary,
         }
@@ -51,8 +52,8 @@ def sim_list(args) -> int:
         emb = load_embodiment(robot)
         print(f"{robot}: {emb.action_dim}-D actions at {emb.control_hz:g} Hz, cameras {', '.join(emb.cameras)}")
         for r in (r for r in rows if r["robot"] == robot):
-            lang = " [language]" if r["language_conditioned"] else ""
-            print(f"  {r['task']:<24} {r['summary']}{lang}")
+            tags = " [language]" * r["language_conditioned"] + " [held out]" * r["held_out"]
+            print(f"  {r['task']:<24} {r['summary']}{tags}")
     return 0
 
 
@@ -154,6 +155,7 @@ def train(args) -> int:
 
     cfg = TrainConfig(
         data=tuple(str(d) for d in args.data),
+        data_weights=args.data_weights,
         out=str(args.out),
         robot=args.robot,
         preset=None if args.base else (args.preset or "vla-s"),
@@ -165,6 +167,7 @@ def train(args) -> int:
         finetune=args.finetune,
         lora_rank=args.lora_rank,
         val_episodes=args.val_episodes,
+        max_episodes=args.max_episodes,
         eval_task=args.eval_task,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
@@ -185,6 +188,8 @@ def train(args) -> int:
         dtype=args.dtype,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
     )
+    if args.demos_curve:
+        return _demos_curve(args, cfg)
     summary = train(
         cfg,
         resume=args.resume,
@@ -203,6 +208,27 @@ def train(args) -> int:
     if summary["stopped"] == "interrupted":
         return 130  # the shell's code for a run stopped by Ctrl-C
     return 0 if summary["stopped"] in ("finished", "time budget") else 1
+
+
+def _demos_curve(args, cfg) -> int:
+    from vla_sdk.demo_curve import curve_table, demos_curve
+    from vla_sdk.errors import UsageError
+
+    if not args.eval_task:
+        raise UsageError("--demos-curve needs --eval-task ROBOT/TASK: each count's run is evaluated on it")
+    if args.max_episodes is not None:
+        raise UsageError("--demos-curve sets the episodes of each run itself; drop --max-episodes")
+    curve = demos_curve(
+        cfg.replace(eval_task=None, eval_every=0),  # each run is evaluated once, at its end
+        args.demos_curve,
+        args.eval_task,
+        episodes=args.curve_episodes,
+        workers=min(2, os.cpu_count() or 1),
+        progress=sys.stderr.isatty(),
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(json.dumps(curve, indent=2) if args.json else curve_table(curve), end="" if not args.json else "\n")
+    return 0
 
 
 def _sim_eval(checkpoint: str, task: str, episodes: int, max_steps: int | None) -> dict:

@@ -49,7 +49,9 @@ def bind_embodiment(datasets: list, robot: str | None) -> dict:
     for ds in datasets[1:]:
         for key in ("observation.state", "action"):
             if ds.features[key].get("names") != first.features[key].get("names"):
-                raise InputError(f"{ds.root}: feature {key!r} differs from {first.root} (one robot per run)")
+                raise InputError(
+                    f"{ds.root}: feature {key!r} differs from {first.root} (datasets of one robot must have its joints)"
+                )
     recorded = first.info.get("vla", {}).get("embodiment")
     robot_type = first.info.get("robot_type")
     if robot is None:

@@ -42,10 +42,12 @@ def parse_duration(text: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: tuple[str, ...]  # dataset folders (one robot; see `vla record`)
+    data: tuple[str, ...]  # dataset folders, of one robot or several (vla_sdk.train.mixture)
     out: str  # run folder: checkpoints/, best/, metrics.jsonl, events (TensorBoard), config.json
     robot: str | None = None  # the data's robot where the data does not say (LeRobot's own datasets): an SDK
     # robot name or a declaration file (vla_sdk.train.bind); None: what the data declares
+    data_weights: tuple[float, ...] | None = None  # each dataset's share of a batch (relative), one per --data;
+    # None: every frame equally likely (a dataset's share is its share of the frames)
     preset: str | None = "vla-s"  # model preset when not fine-tuning a checkpoint
     model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset or base
     base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from
@@ -60,6 +62,8 @@ class TrainConfig:
     finetune: str = "full"  # full: all weights; lora: low-rank adapters + the action head; head: only the head
     lora_rank: int = 16  # rank of the LoRA adapters
     val_episodes: int = 0  # episodes held out (the last K of each dataset) for validation loss
+    max_episodes: int | None = None  # train on the first K (non-validation) episodes of each dataset only (nested
+    # subsets: the first 10 are among the first 25; `vla train --demos-curve`); None: all of them
     augment: bool = True  # random shift and colour jitter on training images
     max_shift: int | None = None  # random shift in pixels (None: image height / 16; 0: colour jitter only). Shifts
     # teach invariance to where things are in the image: a fixed camera that must localize objects wants little
@@ -91,8 +95,18 @@ class TrainConfig:
         object.__setattr__(self, "data", tuple(self.data))
         if not self.data:
             raise UsageError("--data: give at least one dataset folder")
+        if self.data_weights is not None:
+            object.__setattr__(self, "data_weights", tuple(float(w) for w in self.data_weights))
+            if len(self.data_weights) != len(self.data):
+                raise UsageError(
+                    f"--data-weights: {len(self.data_weights)} weight(s) for {len(self.data)} --data folder(s)"
+                )
+            if not all(0 < w < float("inf") for w in self.data_weights):
+                raise UsageError(f"--data-weights: every weight must be a positive number, got {self.data_weights}")
         if (self.preset is None) == (self.base is None) and self.base is not None:
             raise UsageError("give --preset or --base, not both")
+        if self.max_episodes is not None and self.max_episodes < 1:
+            raise UsageError(f"--max-episodes must be >= 1, got {self.max_episodes}")
         for name in ("steps", "batch_size", "save_every", "keep", "log_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -125,6 +139,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["data"] = list(self.data)
+        d["data_weights"] = None if self.data_weights is None else list(self.data_weights)
         return d
 
     @classmethod

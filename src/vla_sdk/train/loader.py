@@ -115,6 +115,10 @@ class FrameStore:
             raise InputError(f"batch size {batch_size} does not split into {n} parts")
         b = batch_size // n
         idx = np.sort(rng.integers(len(self), size=batch_size))[i * b : (i + 1) * b]  # sorted: friendlier reads
+        return self.rows(transform, idx, horizon)
+
+    def rows(self, transform: PolicyTransform, idx: np.ndarray, horizon: int) -> dict:
+        """The training samples starting at frames ``idx`` (sorted), as :meth:`batch` describes."""
         ep = self.frame_episode[idx]
         rows, is_pad = self.chunk_rows(idx, horizon)
         obs = transform.observation(
@@ -125,6 +129,10 @@ class FrameStore:
         if transform.env_norm is not None and self.env_states is not None:
             obs["env_state"] = transform.env_state(self.env_states[idx])
         return obs
+
+    def frame_datasets(self) -> np.ndarray:
+        """The dataset index (into the ``datasets`` given) of every frame, [N]."""
+        return np.array([d for d, _ in self.episodes])[self.frame_episode]
 
     def chunk_rows(self, idx: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows [B, T] of the action chunks starting at frames ``idx`` (past an episode's end: its last action,
@@ -143,8 +151,7 @@ class FrameStore:
 
 
 def batches(
-    store: FrameStore,
-    transform: PolicyTransform,
+    source,
     batch_size: int,
     horizon: int,
     seed: int,
@@ -152,8 +159,9 @@ def batches(
     prefetch: int = 3,
     part: tuple[int, int] = (0, 1),
 ) -> Iterator[dict]:
-    """Batches for steps start_step, start_step + 1, ... (deterministic per step), prepared on a thread; ``part``:
-    this process's rows of each global batch of ``batch_size`` (see :meth:`FrameStore.batch`)."""
+    """Batches for steps start_step, start_step + 1, ... (deterministic per step), prepared on a thread. ``source``
+    draws them (``source.batch(batch_size, horizon, rng, part)``: a :class:`vla_sdk.train.mixture.Mixture`);
+    ``part``: this process's rows of each global batch of ``batch_size`` (see :meth:`FrameStore.batch`)."""
     q: queue.Queue = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
 
@@ -161,7 +169,7 @@ def batches(
         step = start_step
         try:
             while not stop.is_set():
-                q.put(store.batch(transform, batch_size, horizon, np.random.default_rng([seed, step]), part))
+                q.put(source.batch(batch_size, horizon, np.random.default_rng([seed, step]), part))
                 step += 1
         except BaseException as e:  # noqa: BLE001 - surfaced on the consumer side
             q.put(e)

@@ -20,10 +20,11 @@ from vla_sdk.data.stats import vector_stats
 from vla_sdk.errors import AlreadyExists, InputError, NotFound, UsageError
 from vla_sdk.interrupt import StopRequest
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
-from vla_sdk.train.bind import bind_embodiment
+from vla_sdk.multi_robot import trained_robots
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.loader import FrameStore, batches
+from vla_sdk.train.mixture import Mixture, RobotData, group_by_robot, image_size_notes, union_cameras
 from vla_sdk.train.plot import refresh_plot
 from vla_sdk.train.step import Stepper, make_mesh
 from vla_sdk.transforms import PolicyTransform
@@ -31,7 +32,9 @@ from vla_sdk.transforms import PolicyTransform
 _clock = time.perf_counter  # the run's clock (--time-budget, rates); tests drive it
 
 
-def _split(datasets: list[Dataset], val_episodes: int) -> tuple[list, list]:
+def _split(datasets: list[Dataset], val_episodes: int, max_episodes: int | None = None) -> tuple[list, list]:
+    """(training, validation) episodes as (dataset, episode): the last ``val_episodes`` of each dataset validate;
+    of the rest, the first ``max_episodes`` (None: all) train."""
     train, val = [], []
     for d, ds in enumerate(datasets):
         if ds.num_episodes == 0:
@@ -41,26 +44,39 @@ def _split(datasets: list[Dataset], val_episodes: int) -> tuple[list, list]:
                 f"--val-episodes {val_episodes} leaves no training episodes in {ds.root} ({ds.num_episodes} episodes)"
             )
         n_train = ds.num_episodes - val_episodes
-        train += [(d, k) for k in range(n_train)]
+        if max_episodes is not None and max_episodes > n_train:
+            raise UsageError(
+                f"--max-episodes {max_episodes}: {ds.root} has only {n_train} training episodes"
+                + (f" ({val_episodes} more validate)" if val_episodes else "")
+            )
+        train += [(d, k) for k in range(min(n_train, max_episodes or n_train))]
         val += [(d, k) for k in range(n_train, ds.num_episodes)]
     return train, val
 
 
-def _model_config(cfg: TrainConfig, cameras: list[str], base_meta: dict | None) -> ModelConfig:
+def _model_config(cfg: TrainConfig, robots: list[RobotData], base_meta: dict | None) -> ModelConfig:
+    """The run's model config; each robot's ``cameras`` become the model slots it fills (bound by name)."""
+    cameras = union_cameras(robots)
     if base_meta is not None:
         mcfg = ModelConfig.from_dict(base_meta["model_config"])
-        if len(cameras) != len(mcfg.cameras):
-            raise InputError(
-                f"the base checkpoint takes {len(mcfg.cameras)} cameras {list(mcfg.cameras)}; the data has {cameras}"
-            )
+        slots = tuple(mcfg.cameras)
+        if not set(cameras) <= set(slots):
+            if len(robots) > 1 or len(cameras) != len(slots):
+                raise InputError(
+                    f"the base checkpoint's camera slots are {list(slots)}; the data's cameras are {list(cameras)}: "
+                    "cameras bind to slots by name (rename the dataset's cameras, or give it as many cameras as "
+                    "the base has slots to bind them in order)"
+                )
+            slots = cameras  # a one-robot base with as many cameras: the data's take its slots in order
         # --model on a base: a field that changes no weight shape (image_size, for either encoder) keeps every
         # weight; one that does re-initialises those weights (_load_base says which)
-        mcfg = ModelConfig.from_dict({**mcfg.to_dict(), **cfg.model, "cameras": tuple(cameras)})
+        mcfg = ModelConfig.from_dict({**mcfg.to_dict(), **cfg.model, "cameras": slots})
     else:
         mcfg = ModelConfig.from_dict({**get_preset(cfg.preset).to_dict(), **cfg.model})
-        mcfg = mcfg.replace(
-            cameras=tuple(cameras[: len(mcfg.cameras)]) if len(cameras) >= len(mcfg.cameras) else tuple(cameras)
-        )
+        if len(robots) == 1:  # a preset's camera count caps one robot's cameras
+            cameras = cameras[: len(mcfg.cameras)] if len(cameras) >= len(mcfg.cameras) else cameras
+            robots[0].cameras = cameras
+        mcfg = mcfg.replace(cameras=cameras)
     dtype = cfg.dtype or ("float32" if jax.default_backend() == "cpu" else "bfloat16")
     return mcfg.replace(dtype=dtype)
 
@@ -86,7 +102,8 @@ def _env_state_readout(cfg: TrainConfig, mcfg: ModelConfig, datasets: list[Datas
 def _resolve_delta_actions(cfg: TrainConfig, base_meta: dict | None, log) -> TrainConfig:
     """``delta_actions`` None follows the base checkpoint (a delta-action base fine-tuned on absolute targets would
     relearn its output layer from scratch); an explicit choice that differs from the base is said out loud."""
-    base_delta = bool(base_meta and any(base_meta.get("delta_mask") or []))
+    parts = [base_meta or {}, *((base_meta or {}).get("robots") or {}).values()]
+    base_delta = any(any(m.get("delta_mask") or []) for m in parts)
     if cfg.delta_actions is None:
         if base_delta:
             log("delta actions: on, as the base checkpoint was trained (--no-delta-actions to train absolute ones)")
@@ -104,11 +121,12 @@ def _child(tree, key):
     return tree[key] if key in tree else tree.get(str(key))
 
 
-def _load_base(model: VLA, base_params: dict, base_meta: dict, embodiment: dict, log) -> dict:
-    """Fresh params of ``model`` with every same-shaped weight taken from the base; on a new embodiment the action
-    head's input/output projections (the per-dimension action slots) stay freshly initialised."""
+def _load_base(model: VLA, base_params: dict, base_meta: dict, robots: list[str], log) -> dict:
+    """Fresh params of ``model`` with every same-shaped weight taken from the base; for a robot the base was not
+    trained for the action head's input/output projections (the per-dimension action slots) stay freshly
+    initialised."""
     fresh = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-    same_robot = base_meta.get("embodiment", {}).get("name") == embodiment.get("name")
+    same_robot = set(robots) <= set(trained_robots(base_meta))
     kept, reinit = 0, []
 
     def walk(f, b, path):
@@ -129,6 +147,30 @@ def _load_base(model: VLA, base_params: dict, base_meta: dict, embodiment: dict,
         + (f" ({', '.join(reinit[:6])}{', ...' if len(reinit) > 6 else ''})" if reinit else "")
     )
     return params
+
+
+def _prepare_robot(r: RobotData, cfg: TrainConfig, mcfg: ModelConfig, datasets, train_eps, val_eps, progress):
+    """One robot's frame stores, statistics (of its own data), delta mask and transform."""
+    mine = set(r.dataset_ids)
+    r.store = FrameStore(
+        datasets, [e for e in train_eps if e[0] in mine], r.cameras, mcfg.image_size, cfg.cache_dir, progress
+    )
+    vals = [e for e in val_eps if e[0] in mine]
+    r.val_store = FrameStore(datasets, vals, r.cameras, mcfg.image_size, cfg.cache_dir, progress) if vals else None
+    # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
+    if cfg.delta_actions and "dims" not in r.embodiment:
+        raise UsageError(f"--delta-actions: {datasets[r.dataset_ids[0]].root} names no embodiment dims (grippers?)")
+    delta_mask = [d.get("kind") != "gripper" for d in r.embodiment["dims"]] if cfg.delta_actions else None
+    if delta_mask is not None and len(delta_mask) != len(r.action_names):
+        raise InputError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(r.action_names)}")
+    store = r.store
+    actions = store.actions if delta_mask is None else store.delta_chunks(mcfg.horizon, np.array(delta_mask))
+    r.stats = {"observation.state": vector_stats(store.states), "action": vector_stats(actions)}
+    if cfg.env_state_weight > 0:
+        r.stats[ENV_STATE] = vector_stats(store.env_states)
+    r.delta_mask = delta_mask
+    r.transform = PolicyTransform(mcfg, r.action_names, r.stats, delta_mask, r.cameras)
+    r.transform.report_truncation(sorted(set(store.tasks)))  # once per text, before the batches do
 
 
 def _check_checksums(cfg: TrainConfig, datasets: list[Dataset], log) -> None:
@@ -152,7 +194,7 @@ def _check_checksums(cfg: TrainConfig, datasets: list[Dataset], log) -> None:
 SimEval = Callable[[str, str, int, "int | None"], dict]
 
 
-def _check_eval_task(cfg: TrainConfig, embodiment: dict, sim_eval: SimEval | None) -> None:
+def _check_eval_task(cfg: TrainConfig, robots: list[str], sim_eval: SimEval | None) -> None:
     """``--eval-task`` that cannot be evaluated is refused before the first step, not at the first evaluation."""
     if not cfg.eval_task:
         return
@@ -161,8 +203,8 @@ def _check_eval_task(cfg: TrainConfig, embodiment: dict, sim_eval: SimEval | Non
     from vla_sdk.sim.tasks import get_task
 
     robot = get_task(cfg.eval_task).robot  # a wrong name lists the valid ones
-    if embodiment.get("name") and embodiment["name"] != robot:
-        raise UsageError(f"--eval-task {cfg.eval_task} is a {robot!r} task; the data is of {embodiment['name']!r}")
+    if robots and robot not in robots:
+        raise UsageError(f"--eval-task {cfg.eval_task} is a {robot!r} task; the data is of {', '.join(robots)}")
 
 
 def _score(record: dict, eval_task: str | None) -> float | None:
@@ -216,42 +258,32 @@ def train(
     t_start = _clock()
     datasets = [Dataset(d) for d in cfg.data]
     _check_checksums(cfg, datasets, log)
-    embodiment = bind_embodiment(datasets, cfg.robot)
-    _check_eval_task(cfg, embodiment, sim_eval)
-    action_names = datasets[0].features["action"]["names"]
-    train_eps, val_eps = _split(datasets, cfg.val_episodes)
+    robots = group_by_robot(datasets, cfg.robot)
+    _check_eval_task(cfg, [r.name for r in robots], sim_eval)
+    train_eps, val_eps = _split(datasets, cfg.val_episodes, cfg.max_episodes)
     base_params, base_meta = read_checkpoint(cfg.base) if cfg.base else (None, None)
-    cameras = datasets[0].cameras
-    mcfg = _model_config(cfg, cameras, base_meta)
+    mcfg = _model_config(cfg, robots, base_meta)
     if base_meta is not None and cfg.model:
         was = ModelConfig.from_dict(base_meta["model_config"])  # a field the base predates: its default
         changes = ", ".join(f"{k} {getattr(was, k)} -> {getattr(mcfg, k)}" for k in cfg.model)  # as validated
         log(f"model config changed from the base: {changes}")
     mcfg = _env_state_readout(cfg, mcfg, datasets)
+    for note in image_size_notes(datasets, robots, mcfg.image_size):
+        log(note)
     execute = cfg.execute if cfg.execute is not None else (base_meta or {}).get("execute")
     if execute is not None and execute > mcfg.horizon:
         raise UsageError(f"--execute {execute} is longer than the model's chunk (horizon {mcfg.horizon})")
-    store = FrameStore(datasets, train_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress)
     cfg = _resolve_delta_actions(cfg, base_meta, log)
-    # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
-    if cfg.delta_actions and "dims" not in embodiment:
-        raise UsageError(f"--delta-actions: {cfg.data[0]}/meta/info.json names no embodiment dims (grippers?)")
-    delta_mask = [d.get("kind") != "gripper" for d in embodiment["dims"]] if cfg.delta_actions else None
-    if delta_mask is not None and len(delta_mask) != len(action_names):
-        raise InputError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(action_names)}")
-    actions = store.actions if delta_mask is None else store.delta_chunks(mcfg.horizon, np.array(delta_mask))
-    stats = {"observation.state": vector_stats(store.states), "action": vector_stats(actions)}
-    if cfg.env_state_weight > 0:
-        stats[ENV_STATE] = vector_stats(store.env_states)
-    transform = PolicyTransform(mcfg, action_names, stats, delta_mask)
-    val_store = (
-        FrameStore(datasets, val_eps, mcfg.cameras, mcfg.image_size, cfg.cache_dir, progress) if val_eps else None
-    )
+    for r in robots:
+        _prepare_robot(r, cfg, mcfg, datasets, train_eps, val_eps, progress)
+    weights = list(cfg.data_weights) if cfg.data_weights else None
+    source = Mixture([r.store for r in robots], [r.transform for r in robots], weights)
+    val_source = Mixture([r.val_store for r in robots], [r.transform for r in robots], weights) if val_eps else None
 
     model = VLA(mcfg, rngs=nnx.Rngs(cfg.seed))
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     if base_params is not None:
-        params = _load_base(model, base_params, base_meta, embodiment, log)
+        params = _load_base(model, base_params, base_meta, [r.name for r in robots], log)
     mesh = make_mesh()
     _barrier("checkpoints")  # orbax's first collective
     ckpts = Checkpoints(run, cfg.keep)
@@ -270,17 +302,19 @@ def train(
             log(f"resumed {run} at step {start}")
 
     def meta(metrics: dict) -> dict:
-        return {
+        common = {
             "format_version": CHECKPOINT_FORMAT,
             "train_config": cfg.to_dict(),
             "model_config": mcfg.to_dict(),
-            "stats": stats,
-            "embodiment": embodiment,
-            "action_names": action_names,
-            "delta_mask": delta_mask,
             "execute": execute,  # the runner's default actions per chunk (None: half the chunk)
             "metrics": metrics,
         }
+        if len(robots) > 1:  # per robot (vla_sdk.multi_robot)
+            return {**common, "robots": {r.name: r.parts() for r in robots}}
+        parts = robots[0].parts()
+        if set(parts["cameras"]) == set(mcfg.cameras):
+            del parts["cameras"]  # it fills every slot
+        return {**common, **parts}
 
     # multi-host: process 0 writes the run's files (config, metrics, events); every process takes part in the
     # checkpoint saves, which orbax coordinates (process 0 writes the replicated arrays and the metadata)
@@ -306,13 +340,19 @@ def train(
     # each process builds its rows of the global batch that one process would draw (default_rng([seed, step])):
     # the global batch, the loss curve and a resume are the same for any number of processes
     part = (jax.process_index(), procs)
-    data = batches(store, transform, cfg.batch_size, mcfg.horizon, cfg.seed, start, part=part)
+    data = batches(source, cfg.batch_size, mcfg.horizon, cfg.seed, start, part=part)
     n_params = param_count(model)
     log(
         f"model {cfg.preset or cfg.base}: {n_params / 1e6:.2f}M parameters, cameras {list(mcfg.cameras)}, "
-        f"{len(train_eps)} training / {len(val_eps)} validation episodes, {len(store)} frames, "
+        f"{len(train_eps)} training / {len(val_eps)} validation episodes, {len(source)} frames, "
         f"{mesh.size} device(s) [{jax.default_backend()}]"
     )
+    if len(robots) > 1 or weights:
+        for r, share in zip(robots, source.share(), strict=True):
+            log(
+                f"robot {r.name}: {len(r.dataset_ids)} dataset(s), {len(r.store.episodes)} episodes, "
+                f"{len(r.store)} frames, cameras {list(r.cameras)}, {share:.0%} of each batch"
+            )
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress)
     step, last_saved, best_val, stop_reason = start, start if resume else None, math.inf, "finished"
     t_loop, steps_timed, save_seconds = _clock(), 0, 0.0
@@ -364,7 +404,7 @@ def train(
                 # --eval-task without --eval-every: every checkpoint is evaluated
                 evaluate_now = bool(cfg.eval_task) and (periodic_eval or not cfg.eval_every)
                 t_save = _clock()
-                val = _val_loss(stepper, state, val_store, transform, cfg, mcfg, part) if val_store else None
+                val = _val_loss(stepper, state, val_source, cfg, mcfg, part) if val_source else None
                 record = {"step": step, "val_loss": val}
                 if val is not None:
                     best_val = min(best_val, val)
@@ -455,11 +495,11 @@ def _refit(total: int, cfg: TrainConfig, stepper: Stepper, bar, write_config) ->
     return total, cfg
 
 
-def _val_loss(stepper, state, store, transform, cfg, mcfg, part=(0, 1), n_batches: int = 4) -> float:
+def _val_loss(stepper, state, source, cfg, mcfg, part=(0, 1), n_batches: int = 4) -> float:
     losses = [
         stepper.eval_loss(
             state["ema"],
-            store.batch(transform, cfg.batch_size, mcfg.horizon, np.random.default_rng([cfg.seed, 10**9, i]), part),
+            source.batch(cfg.batch_size, mcfg.horizon, np.random.default_rng([cfg.seed, 10**9, i]), part),
             seed=i,
         )
         for i in range(n_batches)

@@ -379,7 +379,7 @@ class PlaceOnPlate(Task):
         "move the red cube onto the plate",
         "place the cube on the round plate and let go",
     )
-    summary = "one arm picks up a cube and sets it down on a round plate (both at random positions; held out)"
+    summary = "one arm picks up a cube and sets it down on a round plate (both at random positions)"
     HALF = 0.02  # cube half size
     PLATE_RADIUS, PLATE_TOP = 0.055, 0.008  # sim/aloha2/place_on_plate.xml
     ON_PLATE = 0.04  # success: the cube's centre at most this far (horizontally) from the plate's centre

@@ -362,7 +362,7 @@ class PushToTarget(_Fr3Task):
         "move the red block onto the green disc by pushing it",
         "nudge the cube until it sits on the green mark",
     )
-    summary = "push a cube (not grasping it) into a target disc drawn on the table (both at random positions; held out)"
+    summary = "push a cube (not grasping it) into a target disc drawn on the table (both at random positions)"
     TARGET_RADIUS = 0.04  # the disc of sim/fr3/push_to_target.xml
     XY = ([0.38, -0.20], [0.62, 0.20])  # where cube and target centres are drawn
     DISTANCE = (0.15, 0.28)  # cube-to-target distance range: every episode needs a real push
