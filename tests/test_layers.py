@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vla_sdk.video",
             "vla_sdk.interrupt",
             "vla_sdk.checkpoint",
+            "vla_sdk.bases",  # the shipped base policies (their folders and cards)
             "vla_sdk.multi_robot",
             "vla_sdk.model.config",
             "vla_sdk.model.tokenizer",

@@ -115,8 +115,12 @@ def merge_lora(params: dict) -> dict:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
-    """(params as a pure dict: the EMA weights, meta) from a run folder (its latest step) or a step folder."""
-    path = Path(path).absolute()  # orbax needs absolute paths
+    """(params as a pure dict: the EMA weights, meta) from a run folder (its latest step), a step folder, or the
+    name of a base the package ships (``"vla-base"``, :mod:`vla_sdk.bases`; its card is checked against it)."""
+    from vla_sdk import bases
+
+    base = str(path) if bases.is_base_name(str(path)) else None
+    path = (bases.base_dir(base) / bases.CHECKPOINT if base else Path(path)).absolute()  # orbax: absolute paths
     if (path / "checkpoints").is_dir():
         steps = sorted(int(p.name) for p in (path / "checkpoints").iterdir() if p.name.isdigit())
         if not steps:
@@ -143,4 +147,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
             f"checkpoint {path} has format_version {meta['format_version']}; this vla-sdk reads up to "
             f"{CHECKPOINT_FORMAT} (upgrade vla-sdk)"
         )
+    if base:
+        bases.check_card(base, meta)
     return merge_lora(out["state"]["ema"]), meta

@@ -63,3 +63,16 @@ def test_keypoint_vision_validation_and_tokens():
     assert param_count(cfg) < 1_000_000
     # resolution changes the conv maps, not the token count or the parameters
     assert param_count(cfg.replace(image_size=96)) == param_count(cfg)
+
+
+def test_every_phrasing_of_every_task_fits_the_base_whole():
+    """The base reads instructions whole: no phrasing of any task (every colour of the pick_color ones) is cut."""
+    from vla_sdk.model.tokenizer import ByteTokenizer
+    from vla_sdk.sim import TASKS
+
+    tok = ByteTokenizer(get_preset("vla-base").max_tokens)
+    texts = [p.format(color=c) for t in TASKS.values() for p in t.instructions for c in ("red", "green", "blue")]
+    assert len(texts) > 100 and max(map(len, texts)) > 60  # the long phrasings are there
+    assert [t for t in texts if tok.lost_bytes(t)] == []
+    assert ByteTokenizer(get_preset("vla-m").max_tokens).lost_bytes(max(texts, key=len)) > 0  # the check can fail
+    assert param_count(get_preset("vla-base")) < 6_000_000  # float32 EMA weights well under the 25 MB it may ship

@@ -67,3 +67,21 @@ class Checkpoints:
     def close(self) -> None:
         self.last.close()
         self.best.close()
+
+
+def write_slim(src: str | Path, dst: str | Path, meta_update: dict | None = None) -> dict:
+    """A slim copy of checkpoint ``src`` (a run or step folder) at ``dst``: its EMA weights and its meta (with
+    ``meta_update`` merged in), sealed, without the optimizer state: what a shipped base is (:mod:`vla_sdk.bases`).
+    ``dst`` must not exist. Returns the meta as written."""
+    dst = Path(dst).absolute()
+    if dst.exists():
+        raise InputError(f"{dst} already exists; a slim checkpoint is written to a new folder")
+    params, meta = read_checkpoint(src)
+    state = {"ema": jax.tree.map(np.asarray, params)}
+    meta = {k: v for k, v in {**meta, **(meta_update or {})}.items() if k not in ("sha256", "meta_sha256")}
+    sealed = seal(state, meta)
+    ocp.Checkpointer(ocp.CompositeCheckpointHandler()).save(
+        dst, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(sealed))
+    )
+    return sealed
+

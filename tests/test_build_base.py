@@ -1,0 +1,49 @@
+"""tools/build_base.py end to end at toy size (vla-tiny, one demonstration per task, two steps): it records, trains
+on both robots in one run, evaluates every task and publishes a slim base with a card that `--base vla-base`,
+`Policy.load("vla-base")` and the card check read; a card that does not describe the weights is refused."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from vla_sdk import bases
+from vla_sdk.checkpoint import read_checkpoint
+from vla_sdk.errors import InputError, NotFound
+from vla_sdk.policy import Policy
+
+_spec = importlib.util.spec_from_file_location("build_base", Path(__file__).parents[1] / "tools" / "build_base.py")
+build_base = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build_base)
+
+
+def test_build_base_records_trains_evaluates_and_publishes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bases, "HERE", tmp_path / "bases")
+    with pytest.raises(NotFound, match="'vla-base' is not in this build.*tools/build_base.py"):
+        read_checkpoint("vla-base")
+    tasks = ["fr3/pick_place", "aloha2/transfer_cube"]
+    out = build_base.main(
+        ["--tasks", *tasks, "--episodes", "1", "--image-size", "32", "32", "--preset", "vla-tiny", "--steps", "2",
+         "--batch-size", "8", "--save-every", "2", "--eval-episodes", "1", "--eval-max-steps", "3", "--workers", "1",
+         "--data", str(tmp_path / "data"), "--run", str(tmp_path / "run"), "--dest", str(tmp_path / "bases/vla-base"),
+         "--cache-dir", str(tmp_path / "cache")]
+    )  # fmt: skip
+    card = json.loads((tmp_path / "bases/vla-base/card.json").read_text())
+    assert card == out["card"] and card["robots"] == ["aloha2", "fr3"] and card["training"]["steps"] == 2
+    assert set(card["results"]) == set(tasks) and all(r["episodes"] == 1 for r in card["results"].values())
+    assert card["data"]["fr3/pick_place"]["cameras"] == ["cam_external"] and card["finetune"]["steps"] > 0
+    assert "| aloha2/transfer_cube | 1 |" in capsys.readouterr().out  # the README's table
+    # no optimizer state in what ships
+    assert not list((tmp_path / "bases/vla-base/checkpoint/state").glob("*opt*"))
+
+    params, meta = read_checkpoint("vla-base")
+    assert meta["sha256"]["ema"] == card["sha256"]
+    fr3 = Policy.load("vla-base", robot="fr3")
+    assert fr3.cameras == ("cam_external",) and fr3.robot == "fr3"
+
+    # the card must describe these weights
+    path = tmp_path / "bases/vla-base/card.json"
+    path.write_text(json.dumps({**card, "sha256": "0" * 64}))
+    with pytest.raises(InputError, match="its card .* describes weights with sha256 000000000000"):
+        read_checkpoint("vla-base")

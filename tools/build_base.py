@@ -1,0 +1,300 @@
+"""Rebuild the shipped base policy, vla-base, in one command: record, train, evaluate, publish (weights + card).
+
+    python tools/build_base.py                          # everything, resumable: run it again to go on
+    python tools/build_base.py --time-budget 2h         # this session's share of the training, then evaluate
+    python tools/build_base.py --stage eval publish     # only some stages
+
+Stages (each skips what is already done, so an interrupted build goes on where it stopped):
+
+  record   scripted demonstrations of every task the base trains on (`vla sim list`: all but the held-out ones),
+           each robot with its fixed camera at its native 240x320, DART noise, successes only
+           (vla record TASK --only-success --action-noise 0.02 ...), into DATA/<robot>_<task>
+  train    one run on all of them (vla train --data ... --preset vla-base), resumed when RUN exists; every
+           session's wall time is added to RUN/build_sessions.jsonl
+  eval     every task, prompted only by its instruction, on unseen seeds (vla eval RUN --task T), kept in
+           RUN/base_eval/<robot>_<task>.json
+  publish  the slim checkpoint (EMA weights + meta, no optimizer state) to DEST/checkpoint and the model card to
+           DEST/card.json: data per task, steps, hours, machine, per-task success with 95 % intervals, the
+           recommended fine-tuning settings and the weights' SHA-256; prints the README's table
+
+DEST defaults to the package's src/vla_sdk/bases/vla-base (the wheel carries it). The figures of the card are
+this machine's; they are what `--base vla-base` users are told.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEST = ROOT / "src" / "vla_sdk" / "bases" / "vla-base"
+CAMERAS = {"aloha2": ("cam_high",), "fr3": ("cam_external",)}  # one fixed camera per robot, as users have
+# What fine-tuning the base on 50-100 demonstrations of a new task uses (`vla train --base vla-base` without flags)
+FINETUNE = {
+    "steps": 3000,
+    "batch_size": 32,
+    "lr": 3e-4,
+    "state_noise": 0.1,
+    "state_dropout": 0.3,
+    "max_shift": 0,
+    "delta_actions": True,
+}
+STAGES = ("record", "train", "eval", "publish")
+
+
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import jax
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "backend": jax.default_backend(), "python": platform.python_version()}
+
+
+def _name(task: str) -> str:
+    return task.replace("/", "_")
+
+
+def record_stage(args, tasks, log) -> None:
+    from vla_sdk.data.record import RecordConfig, record
+
+    for task in tasks:
+        robot = task.split("/")[0]
+        out = Path(args.data) / _name(task)
+        cfg = RecordConfig(
+            task,
+            out,
+            episodes=args.episodes,
+            resume=out.exists(),
+            cameras=CAMERAS[robot],
+            image_size=tuple(args.image_size),
+            only_success=True,
+            action_noise=args.action_noise,
+        )
+        summary = record(cfg, progress=sys.stderr.isatty(), log=log)
+        log(f"record {task}: {summary.get('episodes', args.episodes)} episodes in {out}")
+
+
+def _sessions(root) -> list[Path]:
+    """The training sessions of a build, in order: RUN/s1, RUN/s2, ... (each after the first fine-tunes the one
+    before it with a fresh schedule: a warm restart, so a build spans machines and sessions of any length)."""
+    root = Path(root)
+    return sorted((p for p in root.glob("s*") if p.name[1:].isdigit()), key=lambda p: int(p.name[1:]))
+
+
+def _finished(run: Path) -> bool:
+    cfg = json.loads((run / "config.json").read_text())["train"]
+    steps = [int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()]
+    return bool(steps) and max(steps) >= cfg["steps"]
+
+
+def train_stage(args, tasks, log) -> dict:
+    from vla_sdk.train.config import TrainConfig, parse_duration
+    from vla_sdk.train.loop import train
+
+    sessions = [s for s in _sessions(args.run) if (s / "config.json").exists()]
+    last = sessions[-1] if sessions else None
+    resume = last is not None and not _finished(last)
+    run = last if resume else Path(args.run) / f"s{len(sessions) + 1}"
+    base = None if resume or last is None else last
+    cfg = TrainConfig(
+        data=tuple(str(Path(args.data) / _name(t)) for t in tasks),
+        out=str(run),
+        preset=None if base else args.preset,
+        base=str(base) if base else None,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        state_noise=0.1,
+        state_dropout=0.3,
+        max_shift=0,
+        delta_actions=True,
+        execute=args.execute,
+        save_every=args.save_every,
+        keep=2,
+        time_budget=parse_duration(args.time_budget),
+        cache_dir=args.cache_dir,
+    )
+    log(f"train: {'resuming' if resume else 'starting'} {run}" + (f" from {base}" if base else ""))
+    summary = train(cfg, resume=resume, progress=sys.stderr.isatty(), log=log)
+    with (Path(args.run) / "build_sessions.jsonl").open("a") as f:
+        rec = {"date": time.time(), "run": str(run), **{k: summary[k] for k in ("steps", "seconds", "stopped")}}
+        f.write(json.dumps(rec) + "\n")
+    return summary
+
+
+def _latest_run(root) -> Path:
+    sessions = [s for s in _sessions(root) if (s / "checkpoints").is_dir()]
+    if not sessions:
+        raise SystemExit(f"{root}: no training session yet (run the train stage)")
+    return sessions[-1]
+
+
+def eval_stage(args, tasks, log) -> dict:
+    from vla_sdk.eval_config import EvalConfig
+    from vla_sdk.evaluation import evaluate
+
+    folder = Path(args.run) / "base_eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    run = _latest_run(args.run)
+    step = max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    results = {}
+    for task in tasks:
+        path = folder / f"{_name(task)}.json"
+        if path.exists() and json.loads(path.read_text()).get("checkpoint") == f"{run.name}/{step}":
+            results[task] = json.loads(path.read_text())
+            continue
+        ev = evaluate(
+            EvalConfig(
+                policy=str(run),
+                task=task,
+                episodes=args.eval_episodes,
+                seed=args.eval_seed,
+                workers=args.workers,
+                max_steps=args.eval_max_steps,
+            )
+        )
+        keep = {k: ev[k] for k in ("successes", "episodes", "success_rate", "ci95", "seconds")}
+        results[task] = {
+            "checkpoint": f"{run.name}/{step}",
+            "seeds": [args.eval_seed, args.eval_seed + args.eval_episodes - 1],
+            **keep,
+        }
+        path.write_text(json.dumps(results[task], indent=2) + "\n")
+        log(f"eval {task}: {ev['successes']}/{ev['episodes']}")
+    return results
+
+
+def publish_stage(args, tasks, results: dict, log) -> dict:
+    from vla_sdk.bases import CARD, CHECKPOINT
+    from vla_sdk.data.reader import Dataset
+    from vla_sdk.train.checkpoint import write_slim
+
+    dest = Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = dest / f".{CHECKPOINT}.new"
+    shutil.rmtree(tmp, ignore_errors=True)
+    meta = write_slim(_latest_run(args.run), tmp)
+    shutil.rmtree(dest / CHECKPOINT, ignore_errors=True)
+    tmp.rename(dest / CHECKPOINT)
+    log_file = Path(args.run) / "build_sessions.jsonl"
+    sessions = [json.loads(ln) for ln in log_file.read_text().splitlines() if ln] if log_file.exists() else []
+    data = {}
+    for task in tasks:
+        ds = Dataset(Path(args.data) / _name(task))
+        data[task] = {
+            "episodes": ds.num_episodes,
+            "frames": ds.num_frames,
+            "cameras": ds.cameras,
+            "image_size": ds.features[f"observation.images.{ds.cameras[0]}"]["shape"][:2],
+            "how": f"scripted expert, action noise {args.action_noise} rad, successes only",
+        }
+    rates = [r["success_rate"] for r in results.values()]
+    card = {
+        "name": dest.name,
+        "sha256": meta["sha256"]["ema"],
+        "preset": meta["train_config"].get("preset"),
+        "robots": sorted(meta.get("robots") or [meta["embodiment"]["name"]]),
+        "size_bytes": sum(p.stat().st_size for p in (dest / CHECKPOINT).rglob("*") if p.is_file()),
+        "data": data,
+        "training": {
+            "steps": sum(s["steps"] for s in _last_per_run(sessions)),
+            "hours": round(sum(s["seconds"] for s in sessions) / 3600, 2),
+            "sessions": len(_last_per_run(sessions)),
+            "batch_size": meta["train_config"]["batch_size"],
+            "lr": meta["train_config"]["lr"],
+            "machine": _machine(),
+            "date": datetime.date.today().isoformat(),
+        },
+        "results": results,
+        "mean_success": sum(rates) / len(rates) if rates else None,
+        "finetune": FINETUNE,
+    }
+    (dest / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    log(f"published {dest}: {card['size_bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}...")
+    print(card_table(card))
+    return card
+
+
+def _last_per_run(sessions: list[dict]) -> list[dict]:
+    """The last record of each session's run (a resumed run is logged once per invocation, its steps cumulative)."""
+    return list({s["run"]: s for s in sessions}.values())
+
+
+def card_table(card: dict) -> str:
+    """The README's table of a card."""
+    lines = ["| task | demonstrations | success (base, no fine-tuning) | 95 % interval |", "|---|---|---|---|"]
+    for task, r in card["results"].items():
+        lo, hi = r["ci95"]
+        n = card["data"].get(task, {}).get("episodes", "?")
+        lines.append(
+            f"| {task} | {n} | {r['success_rate']:.0%} ({r['successes']}/{r['episodes']}) | {lo:.0%}-{hi:.0%} |"
+        )
+    t = card["training"]
+    lines.append(
+        f"\n{t['steps']} steps in {t['hours']} h ({t['sessions']} session(s)) on {t['machine']['cores']} cores of "
+        f"{t['machine']['cpu']} [{t['machine']['backend']}], {t['date']}; {card['size_bytes'] / 1e6:.1f} MB."
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    home = Path.home() / "vla-base-build"
+    ap.add_argument("--stage", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run (default: all)")
+    ap.add_argument("--tasks", nargs="+", help="tasks to train on (default: every task that is not held out)")
+    ap.add_argument("--data", default=str(home / "data"), help="demonstrations folder (default %(default)s)")
+    ap.add_argument("--run", default=str(home / "run"), help="training run folder (default %(default)s)")
+    ap.add_argument("--dest", default=str(DEST), help="where the base is published (default: the package's)")
+    ap.add_argument("--episodes", type=int, default=50, help="demonstrations per task (default %(default)s)")
+    ap.add_argument("--image-size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
+    ap.add_argument("--action-noise", type=float, default=0.02, help="DART noise of the recording (rad)")
+    ap.add_argument("--preset", default="vla-base")
+    ap.add_argument("--steps", type=int, default=60_000, help="training steps in all sessions (default %(default)s)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--execute", type=int, default=None, help="actions per chunk the base executes (default: half)")
+    ap.add_argument("--save-every", type=int, default=1000)
+    ap.add_argument("--time-budget", help="this session's training budget, e.g. 2h (default: until --steps)")
+    ap.add_argument("--cache-dir", default=None, help="decoded-frame cache")
+    ap.add_argument("--eval-episodes", type=int, default=50)
+    ap.add_argument("--eval-seed", type=int, default=1000, help="first evaluation seed (recording uses 0, 1, ...)")
+    ap.add_argument("--eval-max-steps", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    args = ap.parse_args(argv)
+    from vla_sdk.sim.tasks import get_task, list_tasks
+
+    tasks = args.tasks or list_tasks(held_out=False)
+    held = [t for t in tasks if get_task(t).held_out]
+    if held:
+        ap.error(f"--tasks: {held} are held out of the base (they measure what it learns from few demonstrations)")
+
+    def log(m):
+        print(m, file=sys.stderr)
+
+    out = {}
+    if "record" in args.stage:
+        record_stage(args, tasks, log)
+    if "train" in args.stage:
+        out["train"] = train_stage(args, tasks, log)
+    if "eval" in args.stage or "publish" in args.stage:
+        out["results"] = eval_stage(args, tasks, log)
+    if "publish" in args.stage:
+        out["card"] = publish_stage(args, tasks, out["results"], log)
+    return out
+
+
+if __name__ == "__main__":
+    main()
