@@ -1,4 +1,4 @@
-"""The base policies the package ships: ``--base vla-base`` (and ``vla eval vla-base``, ``vla export vla-base``) by name.
+"""The base policies the package ships, by name: ``--base vla-base``, ``vla eval vla-base``, ``vla export vla-base``.
 
 A base is a folder ``bases/<name>/`` inside the package, so the wheel carries it and nothing is ever downloaded:
 
@@ -58,6 +58,7 @@ def check_card(name: str, meta: dict) -> None:
     have = (meta.get("sha256") or {}).get("ema")
     if card["sha256"] != have:
         raise InputError(
-            f"base {name!r}: its card ({base_dir(name) / CARD}) describes weights with sha256 {card['sha256'][:12]}..., "
-            f"the checkpoint holds {str(have)[:12]}...: rebuild the card with `python tools/build_base.py --card-only`"
+            f"base {name!r}: its card ({base_dir(name) / CARD}) describes weights with sha256 "
+            f"{card['sha256'][:12]}..., the checkpoint holds {str(have)[:12]}...: publish the base again "
+            "(`python tools/build_base.py --stage publish`)"
         )
