@@ -84,4 +84,3 @@ def write_slim(src: str | Path, dst: str | Path, meta_update: dict | None = None
         dst, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(sealed))
     )
     return sealed
-
