@@ -47,3 +47,20 @@ def test_build_base_records_trains_evaluates_and_publishes(tmp_path, monkeypatch
     path.write_text(json.dumps({**card, "sha256": "0" * 64}))
     with pytest.raises(InputError, match="its card .* describes weights with sha256 000000000000"):
         read_checkpoint("vla-base")
+
+    # `vla train` with neither --preset nor --base fine-tunes the shipped base, with its card's settings for every
+    # flag not given (here --steps is given and wins)
+    path.write_text(json.dumps(card))
+    from vla_sdk.cli import main
+
+    run = tmp_path / "ft"
+    data = tmp_path / "data" / "fr3_pick_place"
+    argv = ["train", "--data", str(data), "--out", str(run), "--ste", "1", "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    assert "fine-tuning the shipped base vla-base" in capsys.readouterr().err
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["base"] == "vla-base" and saved["preset"] is None and saved["steps"] == 1  # --ste: a prefix
+    assert {k: saved[k] for k in card["finetune"] if k != "steps"} == {
+        k: v for k, v in card["finetune"].items() if k != "steps"
+    }
+    assert Policy.load(run).robot == "fr3"

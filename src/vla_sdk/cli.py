@@ -109,6 +109,22 @@ def _config_defaults(parser: argparse.ArgumentParser, config, skip: tuple[str, .
     )
 
 
+def given_options(options: dict[str, str], argv: list[str]) -> set[str]:
+    """The dests of the ``options`` ({option string: dest}) given in ``argv``, spelled whole or as an unambiguous
+    prefix (as argparse accepts them): what the user chose, as opposed to a default."""
+    given = set()
+    for tok in argv:
+        if tok == "--":
+            break
+        name = tok.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        matches = [name] if name in options else [o for o in options if o.startswith(name)]
+        if len(matches) == 1:
+            given.add(options[matches[0]])
+    return given
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
@@ -356,6 +372,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--json", action="store_true", help="print a JSON summary")
     _config_defaults(tr, TrainConfig, skip=("preset", "model"))
+    tr.set_defaults(options={o: a.dest for a in tr._actions for o in a.option_strings})  # for given_options
 
     ev = sub.add_parser(
         "eval",
@@ -629,6 +646,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before anything imports mujoco
     args = _parser().parse_args(argv)  # usage errors exit 2 here
+    args.given = given_options(getattr(args, "options", {}), sys.argv[1:] if argv is None else list(argv))
     compile_cache.enable()  # before anything imports jax
     try:
         return _dispatch(args)

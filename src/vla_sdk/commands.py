@@ -153,6 +153,8 @@ def train(args) -> int:
     from vla_sdk.train.config import TrainConfig, parse_duration, parse_model_fields
     from vla_sdk.train.loop import train
 
+    _base_defaults(args)
+
     cfg = TrainConfig(
         data=tuple(str(d) for d in args.data),
         data_weights=args.data_weights,
@@ -208,6 +210,27 @@ def train(args) -> int:
     if summary["stopped"] == "interrupted":
         return 130  # the shell's code for a run stopped by Ctrl-C
     return 0 if summary["stopped"] in ("finished", "time budget") else 1
+
+
+def _base_defaults(args) -> None:
+    """A shipped base (``--base vla-base``, or no --preset and no --base when this build carries one): the flags the
+    user did not give take the settings its card recommends for fine-tuning."""
+    from vla_sdk import bases
+    from vla_sdk.errors import InputError
+
+    if args.base is None and args.preset is None and bases.is_shipped(bases.DEFAULT):
+        args.base = bases.DEFAULT
+        print(f"fine-tuning the shipped base {bases.DEFAULT} (--preset NAME trains from scratch)", file=sys.stderr)
+    if args.base is None or not bases.is_base_name(str(args.base)):
+        return
+    taken = {k: v for k, v in bases.read_card(str(args.base)).get("finetune", {}).items() if k not in args.given}
+    for key, value in taken.items():
+        if not hasattr(args, key):
+            raise InputError(f"base {args.base}: its card recommends {key!r}, which `vla train` has no flag for")
+        setattr(args, key, value)
+    if taken:
+        said = ", ".join(f"{k} {v}" for k, v in taken.items())
+        print(f"{args.base}'s recommended settings: {said} (a flag overrides each)", file=sys.stderr)
 
 
 def _demos_curve(args, cfg) -> int:

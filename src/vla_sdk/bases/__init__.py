@@ -19,6 +19,7 @@ from pathlib import Path
 from vla_sdk.errors import InputError, NotFound
 
 BASES = ("vla-base",)  # the names the package knows
+DEFAULT = "vla-base"  # what `vla train` fine-tunes without --preset or --base, when this build carries it
 HERE = Path(__file__).resolve().parent
 CARD = "card.json"
 CHECKPOINT = "checkpoint"
@@ -28,10 +29,15 @@ def is_base_name(text) -> bool:
     return isinstance(text, str) and text in BASES
 
 
+def is_shipped(name: str) -> bool:
+    """This build carries the base ``name``."""
+    return (HERE / name / CHECKPOINT).is_dir() and (HERE / name / CARD).is_file()
+
+
 def base_dir(name: str) -> Path:
     """The folder of the shipped base ``name``; refused with what to do when this build does not carry it."""
     folder = HERE / name
-    if not (folder / CHECKPOINT).is_dir() or not (folder / CARD).is_file():
+    if not is_shipped(name):
         raise NotFound(
             f"base {name!r} is not in this build of vla-sdk ({folder} holds no {CHECKPOINT}/ and {CARD}); "
             "rebuild it with `python tools/build_base.py`, or give a checkpoint folder"
