@@ -430,6 +430,18 @@ def _parser() -> argparse.ArgumentParser:
         "--delay-steps", type=int, help="async: simulated inference delay in control steps (default: measured once)"
     )
     ev.add_argument(
+        "--task-var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="fix a task variable in every episode, e.g. --task-var color=blue on a pick_color task (the scenes "
+        "are those of the same seeds; success is judged for the value set)",
+    )
+    ev.add_argument(
+        "--instruction",
+        help="every episode's instruction instead of the task's phrasings, e.g. 'grab the {color} block and bin "
+        "it' ({color}: the episode's); for trying phrasings the policy never saw",
+    )
+    ev.add_argument(
         "--max-steps",
         type=int,
         help="episode length in control steps, below or above the task's limit (default: that limit)",

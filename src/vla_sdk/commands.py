@@ -263,6 +263,16 @@ def _sim_eval(checkpoint: str, task: str, episodes: int, max_steps: int | None) 
     return out
 
 
+def _task_vars(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--task-var expects NAME=VALUE (e.g. color=blue), got {item!r}")
+        out[key] = value
+    return out
+
+
 def eval_policy(args) -> int:
     from vla_sdk.evaluation import EvalConfig, evaluate, replay
 
@@ -278,6 +288,8 @@ def eval_policy(args) -> int:
             "--delay-steps": args.delay_steps is not None,
             "--max-steps": args.max_steps is not None,
             "--report": args.report is not None,
+            "--task-var": bool(args.task_var),
+            "--instruction": args.instruction is not None,
         }
         given = [k for k, v in unused.items() if v]
         if given:
@@ -311,6 +323,8 @@ def eval_policy(args) -> int:
         execute=args.execute,
         delay_steps=args.delay_steps,
         max_steps=args.max_steps,
+        variables=_task_vars(args.task_var),
+        instruction=args.instruction,
     )
     out = evaluate(cfg)
     samples = out.pop("latency_samples_ms")  # for the report's histogram, not for --json

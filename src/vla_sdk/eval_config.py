@@ -4,7 +4,7 @@ runner's own config), so `vla eval --help` (the CLI takes its defaults from here
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vla_sdk.errors import UsageError
 from vla_sdk.runner import RunnerConfig
@@ -26,12 +26,16 @@ class EvalConfig:
     execute: int | None = None  # actions per chunk (None: runner.resolve_execute: as trained, else half the chunk)
     delay_steps: int | None = None  # async: simulated inference delay in control steps (default: measured once)
     max_steps: int | None = None  # cap on each episode's control steps (default: the task's or mapping's limit)
+    variables: dict = field(default_factory=dict)  # task variables fixed in every episode (Task.choices)
+    instruction: str | None = None  # every episode's instruction (a template over the task's variables)
 
     def __post_init__(self):
         if (self.task is None) == (self.env_map is None):
             raise UsageError("give exactly one of --task ROBOT/TASK or --env-map FILE")
         if self.episodes < 1 or self.workers < 1:
             raise UsageError("--episodes and --workers must be >= 1")
+        if (self.variables or self.instruction is not None) and self.task is None:
+            raise UsageError("--task-var and --instruction set a task of this SDK's: give --task ROBOT/TASK")
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
         RunnerConfig(execution=self.execution, execute=self.execute)  # validates the name and --execute

@@ -70,6 +70,8 @@ def _make_env(cfg: EvalConfig, policy: Policy):
             cameras=policy.cameras,
             image_size=image_hw(policy.image_size),
             render_size=cfg.video_size,
+            variables=cfg.variables,
+            instruction=cfg.instruction,
         )
         if cfg.max_steps:
             env.max_steps = cfg.max_steps

@@ -39,6 +39,9 @@ class VlaEnv(gym.Env):
         render_mode: str | None = None,
         render_size: tuple[int, int] = (240, 320),  # per-camera size of render() frames
         control_hz: float | None = None,  # None: the embodiment's control rate
+        variables: dict | None = None,  # task variables fixed for every episode (Task.choices), e.g. {"color": "blue"}
+        instruction: str | None = None,  # the instruction of every episode instead of a random phrasing: a
+        # str.format template over the task's variables ("put the {color} cube away")
     ):
         task_cls = get_task(task)
         self.spec_name = task_cls.full_name()
@@ -46,6 +49,8 @@ class VlaEnv(gym.Env):
         self.physics = Physics(sim_dir() / task_cls.robot / task_cls.scene, emb, control_hz)
         self.control_hz = self.physics.control_hz
         self.task = task_cls(self.physics)
+        self.fixed_variables = _check_variables(task_cls, variables or {})
+        self.fixed_instruction = _check_instruction(task_cls, instruction)
         self.cameras = tuple(emb.cameras if cameras is None else cameras)
         unknown = [c for c in self.cameras if c not in emb.cameras]
         if unknown:
@@ -77,8 +82,11 @@ class VlaEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.physics.reset(np.array(self.embodiment.home))
-        self.task.variables = self.task.randomize(self.np_random) or {}
-        self.instruction = self.task.instruction(self.np_random)
+        # the scene is drawn as always (the same seed, the same layout); fixed variables then replace the drawn ones
+        self.task.variables = {**(self.task.randomize(self.np_random) or {}), **self.fixed_variables}
+        self.instruction = self.task.instruction(self.np_random)  # drawn either way: the rng stays in step
+        if self.fixed_instruction is not None:
+            self.instruction = self.fixed_instruction.format(**self.task.variables)
         import mujoco
 
         mujoco.mj_forward(self.physics.model, self.physics.data)
@@ -153,3 +161,33 @@ class VlaEnv(gym.Env):
 def make(task: str, **kwargs) -> VlaEnv:
     """Construct the environment for ``ROBOT/TASK`` (same as ``gymnasium.make("vla_sdk/ROBOT/TASK")``, unwrapped)."""
     return VlaEnv(task, **kwargs)
+
+
+def _check_variables(task_cls, variables: dict) -> dict:
+    """``variables`` checked against the task's :attr:`Task.choices` (names and values)."""
+    name = task_cls.full_name()
+    for key, value in variables.items():
+        if key not in task_cls.choices:
+            known = ", ".join(task_cls.choices) or "none"
+            raise InputError(f"{name}: no task variable {key!r} to set (settable: {known})")
+        if value not in task_cls.choices[key]:
+            raise InputError(f"{name}: variable {key!r} must be one of {list(task_cls.choices[key])}, got {value!r}")
+    return dict(variables)
+
+
+def _check_instruction(task_cls, template: str | None) -> str | None:
+    """An instruction template that formats with the task's variables (any of their values)."""
+    if template is None:
+        return None
+    sample = {k: v[0] for k, v in task_cls.choices.items()}
+    try:
+        text = template.format(**sample)
+    except (KeyError, IndexError, ValueError) as e:
+        known = ", ".join("{" + k + "}" for k in task_cls.choices) or "none"
+        raise InputError(
+            f"--instruction {template!r}: cannot fill it for {task_cls.full_name()} ({type(e).__name__}: {e}); "
+            f"its placeholders: {known}"
+        ) from e
+    if not text.strip():
+        raise InputError("--instruction: the instruction is empty")
+    return template

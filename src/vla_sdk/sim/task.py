@@ -33,6 +33,8 @@ class Task(abc.ABC):
     # demonstrations (a tool that builds a base's training mix leaves these out: ``list_tasks(held_out=False)``)
     held_out: ClassVar[bool] = False
     summary: ClassVar[str] = ""
+    # randomize()'s variables a user may fix (`vla eval --task-var color=blue`) and the values each may take
+    choices: ClassVar[dict[str, tuple]] = {}
 
     def __init__(self, physics: Physics):
         self.physics = physics

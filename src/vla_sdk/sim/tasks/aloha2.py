@@ -233,6 +233,7 @@ class PickColor(Task):
     language_conditioned = True
     summary = "put the cube of the named colour (red, green or blue) into the bin (language-conditioned)"
     COLORS = ("red", "green", "blue")
+    choices = {"color": COLORS}
     HALF = 0.02  # cube half size
     BIN_INNER, BIN_TOP = 0.06, 0.056  # bin inner half width; wall top above the bin's frame
     CLEAR = 0.125  # min distance (in the bin's frame, per axis) from the bin's centre to a cube's centre

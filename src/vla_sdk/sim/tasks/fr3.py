@@ -230,6 +230,7 @@ class PickColor(_BinTask):
     )
     summary = "put the cube of the named colour (red, green or blue) into the bin; the others stay out"
     COLORS = ("red", "green", "blue")
+    choices = {"color": COLORS}
 
     def randomize(self, rng):
         n = len(self.COLORS)
