@@ -243,7 +243,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     src = tr.add_mutually_exclusive_group()
-    src.add_argument("--preset", help="model preset to train from scratch (vla-tiny, vla-xs, vla-s; default vla-s)")
+    src.add_argument(
+        "--preset",
+        help="model preset to train from scratch (vla-tiny, vla-xs, vla-s, vla-m, vla-base; default vla-m, or the "
+        "shipped base vla-base when this build carries one)",
+    )
     tr.add_argument(
         "--model",
         action="append",
@@ -317,7 +321,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="actions of each chunk a runner executes before replanning, stored with the checkpoints and exports "
-        "as the default of `vla eval`/`vla run`/`vla export --check-task` (default: the --base's, else half the chunk)",
+        "as the default of `vla eval`/`vla run`/`vla export --check-task` (default: the --base's, else the whole "
+        "chunk)",
     )
     tr.add_argument(
         "--env-state-weight",
@@ -340,7 +345,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="predict arm actions relative to the current state (grippers stay absolute), as openpi does for "
         "joint-space arms; the choice travels in the checkpoint (default: as the --base checkpoint was trained, "
-        "absolute without one)",
+        "delta without one)",
     )
     tr.add_argument(
         "--max-episodes",

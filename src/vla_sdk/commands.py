@@ -160,7 +160,7 @@ def train(args) -> int:
         data_weights=args.data_weights,
         out=str(args.out),
         robot=args.robot,
-        preset=None if args.base else (args.preset or "vla-s"),
+        preset=None if args.base else (args.preset or TrainConfig.preset),
         base=str(args.base) if args.base else None,
         model=parse_model_fields(args.model),
         steps=args.steps,

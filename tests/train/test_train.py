@@ -110,6 +110,9 @@ def test_overfits_one_episode(demos, cache, tmp_path):
             lr=2e-3,
             warmup_steps=20,
             augment=False,
+            state_noise=0.0,  # overfitting: none of the default regularisation
+            state_dropout=0.0,
+            delta_actions=False,
             log_every=10,
             save_every=300,
             val_episodes=1,  # of the two: one episode to overfit

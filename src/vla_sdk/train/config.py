@@ -48,12 +48,14 @@ class TrainConfig:
     # robot name or a declaration file (vla_sdk.train.bind); None: what the data declares
     data_weights: tuple[float, ...] | None = None  # each dataset's share of a batch (relative), one per --data;
     # None: every frame equally likely (a dataset's share is its share of the frames)
-    preset: str | None = "vla-s"  # model preset when not fine-tuning a checkpoint
+    # The defaults are the recipe measured on one fixed camera (docs/results.md, "ACT's protocol"): vla-m from
+    # scratch, 12k steps at lr 1e-3, state noise and dropout, no image shift, delta actions, whole chunks
+    preset: str | None = "vla-m"  # model preset when not fine-tuning a checkpoint
     model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset or base
     base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from
-    steps: int = 3000  # optimizer steps (fitted down by time_budget)
+    steps: int = 12_000  # optimizer steps (fitted down by time_budget)
     batch_size: int = 32  # global batch (split over all devices)
-    lr: float = 3e-4  # peak learning rate (AdamW)
+    lr: float = 1e-3  # peak learning rate (AdamW)
     warmup_steps: int = 200  # linear warmup, then cosine decay to lr * final_lr_fraction
     final_lr_fraction: float = 0.05
     weight_decay: float = 1e-4
@@ -65,19 +67,20 @@ class TrainConfig:
     max_episodes: int | None = None  # train on the first K (non-validation) episodes of each dataset only (nested
     # subsets: the first 10 are among the first 25; `vla train --demos-curve`); None: all of them
     augment: bool = True  # random shift and colour jitter on training images
-    max_shift: int | None = None  # random shift in pixels (None: image height / 16; 0: colour jitter only). Shifts
-    # teach invariance to where things are in the image: a fixed camera that must localize objects wants little
-    state_noise: float = 0.0  # std of Gaussian noise added to the normalized robot state while training: the
+    max_shift: int | None = 0  # random shift in pixels (None: image height / 16; 0: colour jitter only). Shifts
+    # teach invariance to where things are in the image: a fixed camera that must localize objects wants none
+    state_noise: float = 0.1  # std of Gaussian noise added to the normalized robot state while training: the
     # policy cannot extrapolate the demonstration from the arm's exact pose ("copycat") and must look at the images
-    state_dropout: float = 0.0  # fraction of training samples shown without their state (its mask cleared): those
+    state_dropout: float = 0.3  # fraction of training samples shown without their state (its mask cleared): those
     # must be predicted from the images alone, so the cameras learn what the state would otherwise give away
     env_state_weight: float = 0.0  # > 0: also regress the dataset's observation.environment_state (object
     # positions, recorded in simulation) from the image tokens, with this loss weight: a training-only target that
     # teaches the cameras where the objects are. The policy never reads it; 0: off
     delta_actions: bool | None = None  # predict arm actions relative to the current state (grippers stay
-    # absolute). None: as the --base checkpoint was trained (absolute without a base)
+    # absolute). None: as the --base checkpoint was trained (delta without a base)
     execute: int | None = None  # actions a runner executes per chunk by default, stored with the checkpoints and
-    # exports (`vla eval`/`vla run` use it unless --execute is given). None: the --base checkpoint's, else half
+    # exports (`vla eval`/`vla run` use it unless --execute is given). None: the --base checkpoint's, else the
+    # whole chunk (half a chunk made the transfer-cube policy stall at the handover, docs/results.md)
     eval_task: str | None = None  # ROBOT/TASK for periodic closed-loop evaluation (keeps the best by success)
     eval_every: int = 0  # steps between evaluations (0 with an eval_task: at every checkpoint; no eval_task: never)
     eval_episodes: int = 10

@@ -101,10 +101,13 @@ def _env_state_readout(cfg: TrainConfig, mcfg: ModelConfig, datasets: list[Datas
 
 def _resolve_delta_actions(cfg: TrainConfig, base_meta: dict | None, log) -> TrainConfig:
     """``delta_actions`` None follows the base checkpoint (a delta-action base fine-tuned on absolute targets would
-    relearn its output layer from scratch); an explicit choice that differs from the base is said out loud."""
+    relearn its output layer from scratch), and is on without one; an explicit choice that differs from the base
+    is said out loud."""
     parts = [base_meta or {}, *((base_meta or {}).get("robots") or {}).values()]
     base_delta = any(any(m.get("delta_mask") or []) for m in parts)
     if cfg.delta_actions is None:
+        if base_meta is None:
+            return cfg.replace(delta_actions=True)
         if base_delta:
             log("delta actions: on, as the base checkpoint was trained (--no-delta-actions to train absolute ones)")
         return cfg.replace(delta_actions=base_delta)
@@ -271,6 +274,8 @@ def train(
     for note in image_size_notes(datasets, robots, mcfg.image_size):
         log(note)
     execute = cfg.execute if cfg.execute is not None else (base_meta or {}).get("execute")
+    if execute is None and base_meta is None:
+        execute = mcfg.horizon  # from scratch: whole chunks
     if execute is not None and execute > mcfg.horizon:
         raise UsageError(f"--execute {execute} is longer than the model's chunk (horizon {mcfg.horizon})")
     cfg = _resolve_delta_actions(cfg, base_meta, log)
