@@ -163,7 +163,9 @@ def test_a_run_on_two_robots_keeps_parts_per_robot_and_fine_tunes_one(demos, fr3
         log=logs.append,
     )
     assert any("re-initialised 0" in m for m in logs), logs
+    assert "statistics of fr3: the base's (its normalization carries over)" in logs
     fr3 = Policy.load(tuned)
     assert fr3.robot == "fr3" and fr3.cameras == ("cam_external", "cam_wrist")
     assert fr3.config.cameras == ("cam_high", "cam_left_wrist", "cam_external", "cam_wrist")
     assert fr3(obs).shape == (fr3.horizon, 8)
+    assert fr3.meta["stats"] == Policy.load(run, robot="fr3").meta["stats"]  # the base's fr3 statistics

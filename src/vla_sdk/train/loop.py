@@ -20,7 +20,7 @@ from vla_sdk.data.stats import vector_stats
 from vla_sdk.errors import AlreadyExists, InputError, NotFound, UsageError
 from vla_sdk.interrupt import StopRequest
 from vla_sdk.model import VLA, ModelConfig, get_preset, param_count
-from vla_sdk.multi_robot import trained_robots
+from vla_sdk.multi_robot import for_robot, trained_robots
 from vla_sdk.train.checkpoint import CHECKPOINT_FORMAT, Checkpoints, read_checkpoint
 from vla_sdk.train.config import TrainConfig
 from vla_sdk.train.loader import FrameStore, batches
@@ -152,8 +152,10 @@ def _load_base(model: VLA, base_params: dict, base_meta: dict, robots: list[str]
     return params
 
 
-def _prepare_robot(r: RobotData, cfg: TrainConfig, mcfg: ModelConfig, datasets, train_eps, val_eps, progress):
-    """One robot's frame stores, statistics (of its own data), delta mask and transform."""
+def _prepare_robot(r: RobotData, cfg, mcfg, datasets, train_eps, val_eps, progress, base_meta, log) -> None:
+    """One robot's frame stores, statistics, delta mask and transform. The statistics are its data's, or, when the
+    base was trained for this robot with the same action dims and kind of actions, the base's: the normalized
+    space the base learned in carries over (the data's own would shift every target the base predicts)."""
     mine = set(r.dataset_ids)
     r.store = FrameStore(
         datasets, [e for e in train_eps if e[0] in mine], r.cameras, mcfg.image_size, cfg.cache_dir, progress
@@ -171,6 +173,12 @@ def _prepare_robot(r: RobotData, cfg: TrainConfig, mcfg: ModelConfig, datasets, 
     r.stats = {"observation.state": vector_stats(store.states), "action": vector_stats(actions)}
     if cfg.env_state_weight > 0:
         r.stats[ENV_STATE] = vector_stats(store.env_states)
+    if base_meta is not None and r.name in trained_robots(base_meta):
+        was = for_robot(base_meta, r.name)
+        same = was.get("action_names") == r.action_names and any(was.get("delta_mask") or []) == bool(delta_mask)
+        if same and all(k in was.get("stats", {}) for k in r.stats):
+            r.stats = {k: was["stats"][k] for k in r.stats}
+            log(f"statistics of {r.name}: the base's (its normalization carries over)")
     r.delta_mask = delta_mask
     r.transform = PolicyTransform(mcfg, r.action_names, r.stats, delta_mask, r.cameras)
     r.transform.report_truncation(sorted(set(store.tasks)))  # once per text, before the batches do
@@ -280,7 +288,7 @@ def train(
         raise UsageError(f"--execute {execute} is longer than the model's chunk (horizon {mcfg.horizon})")
     cfg = _resolve_delta_actions(cfg, base_meta, log)
     for r in robots:
-        _prepare_robot(r, cfg, mcfg, datasets, train_eps, val_eps, progress)
+        _prepare_robot(r, cfg, mcfg, datasets, train_eps, val_eps, progress, base_meta, log)
     weights = list(cfg.data_weights) if cfg.data_weights else None
     source = Mixture([r.store for r in robots], [r.transform for r in robots], weights)
     val_source = Mixture([r.val_store for r in robots], [r.transform for r in robots], weights) if val_eps else None
