@@ -283,7 +283,7 @@ def test_delta_action_choice_against_the_base_is_logged():
 
     delta_base, absolute_base = {"delta_mask": [True, False]}, {"delta_mask": None}
     lines = []
-    assert _resolve_delta_actions(TrainConfig(data=["d"], out="o"), None, lines.append).delta_actions is False
+    assert _resolve_delta_actions(TrainConfig(data=["d"], out="o"), None, lines.append).delta_actions is True
     assert _resolve_delta_actions(TrainConfig(data=["d"], out="o"), absolute_base, lines.append).delta_actions is False
     assert lines == []
     cfg = TrainConfig(data=["d"], out="o", delta_actions=False)
