@@ -54,6 +54,8 @@ class TrainConfig:
     model: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields changed from the preset or base
     base: str | None = None  # checkpoint (run folder or step folder) to fine-tune from
     steps: int = 12_000  # optimizer steps (fitted down by time_budget)
+    requested_steps: int | None = None  # the --steps asked for, once a time budget has fitted `steps` down: a
+    # resumed run with a new --time-budget fits its steps again, up to this
     batch_size: int = 32  # global batch (split over all devices)
     lr: float = 1e-3  # peak learning rate (AdamW)
     warmup_steps: int = 200  # linear warmup, then cosine decay to lr * final_lr_fraction

@@ -300,7 +300,10 @@ def train(
     mesh = make_mesh()
     _barrier("checkpoints")  # orbax's first collective
     ckpts = Checkpoints(run, cfg.keep)
-    total = cfg.steps
+    cap = cfg.requested_steps or cfg.steps  # --time-budget fits the steps, at most the --steps asked for
+    # a resumed run with a time budget fits its steps again (early, from this session's pace): up to the cap,
+    # so a run that one session's budget fitted goes on in the next
+    total = cap if resume and cfg.time_budget else cfg.steps
     stepper = Stepper(model, cfg, total, mesh)
     state = stepper.init_state(params)
     start = 0
@@ -369,7 +372,7 @@ def train(
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress)
     step, last_saved, best_val, stop_reason = start, start if resume else None, math.inf, "finished"
     t_loop, steps_timed, save_seconds = _clock(), 0, 0.0
-    cap, fit_mark = cfg.steps, None  # --time-budget: at most --steps; (step, time) the pace is measured from
+    fit_mark = None  # --time-budget: (step, time) the pace is measured from
     history, plotted = [], None
     _barrier("first step")
     ctrl_c = StopRequest().install()
@@ -501,7 +504,7 @@ def _fit_steps(step: int, cap: int, per_step: float, elapsed: float, budget: flo
 def _refit(total: int, cfg: TrainConfig, stepper: Stepper, bar, write_config) -> tuple[int, TrainConfig]:
     """A new step count: the same state and the same compiled step, with the learning-rate schedule over ``total``
     steps (an input of the step, so nothing compiles again); config.json says it, so a --resume keeps it."""
-    cfg = cfg.replace(steps=total)
+    cfg = cfg.replace(steps=total, requested_steps=cfg.requested_steps or cfg.steps)
     bar.total = total
     write_config(cfg)
     stepper.set_total_steps(total)
