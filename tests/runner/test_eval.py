@@ -408,6 +408,6 @@ def test_eval_cli_passes_delay_and_step_cap(aloha_policy, capsys):
     assert main([*args, "--execution", "async", "--delay-steps", "3", "--max-steps", "12"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["delay_steps"] == 3 and out["per_episode"][0]["steps"] == 12
-    assert out["execute"] == 4 and out["execute_from"] == "half the chunk"  # trained without --execute; chunk 8
+    assert out["execute"] == 8 and out["execute_from"] == "policy"  # from scratch without --execute: whole chunks
     with pytest.raises(ValueError, match="--max-steps must be >= 1, got 0"):
         EvalConfig(policy="x", task="aloha2/transfer_cube", max_steps=0)

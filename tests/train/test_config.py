@@ -5,6 +5,11 @@ import pytest
 from vla_sdk.model import get_preset
 from vla_sdk.train.config import TrainConfig, parse_model_fields
 from vla_sdk.train.loop import _model_config
+from vla_sdk.train.mixture import RobotData
+
+
+def _robot(*cameras) -> list[RobotData]:
+    return [RobotData(name="r", dataset_ids=[0], embodiment={"name": "r"}, action_names=[], cameras=tuple(cameras))]
 
 
 def test_model_fields_parse_json_values_and_strings():
@@ -19,21 +24,21 @@ def test_model_fields_parse_json_values_and_strings():
 
 def test_model_fields_change_the_preset_and_are_checked():
     cfg = TrainConfig(data=("d",), out="r", preset="vla-xs", model={"image_size": 96, "horizon": 40}, dtype="float32")
-    mcfg = _model_config(cfg, ["cam_high", "cam_right_wrist"], None)
+    mcfg = _model_config(cfg, _robot("cam_high", "cam_right_wrist"), None)
     assert (mcfg.image_size, mcfg.horizon) == ((96, 96), 40)
     assert mcfg.replace(image_size=64, horizon=20, cameras=get_preset("vla-xs").cameras) == get_preset("vla-xs")
     with pytest.raises(ValueError, match="unknown ModelConfig field.*horizn"):
-        _model_config(cfg.replace(model={"horizn": 40}), ["a", "b"], None)
+        _model_config(cfg.replace(model={"horizn": 40}), _robot("a", "b"), None)
     with pytest.raises(ValueError, match="vision must be one of"):
-        _model_config(cfg.replace(model={"vision": "resnet"}), ["a", "b"], None)
+        _model_config(cfg.replace(model={"vision": "resnet"}), _robot("a", "b"), None)
     # on a base checkpoint the fields change its config; the data's cameras replace the base's names
     base_meta = {"model_config": get_preset("vla-xs").to_dict()}
     on_base = TrainConfig(data=("d",), out="r", preset=None, base="ckpt", model={"image_size": 96}, dtype="float32")
-    mcfg = _model_config(on_base, ["cam_high", "cam_right_wrist"], base_meta)
+    mcfg = _model_config(on_base, _robot("cam_high", "cam_right_wrist"), base_meta)
     assert (mcfg.image_size, mcfg.cameras) == ((96, 96), ("cam_high", "cam_right_wrist"))
     assert mcfg.replace(image_size=64, cameras=get_preset("vla-xs").cameras) == get_preset("vla-xs")
     with pytest.raises(ValueError, match="image_size .* must be divisible by patch_size"):
-        _model_config(on_base.replace(model={"image_size": 100}), ["a", "b"], base_meta)
+        _model_config(on_base.replace(model={"image_size": 100}), _robot("a", "b"), base_meta)
 
 
 def test_base_weights_are_all_kept_for_the_same_robot():
@@ -53,7 +58,7 @@ def test_base_weights_are_all_kept_for_the_same_robot():
 
     logs = []
     params = _load_base(
-        VLA(cfg, rngs=nnx.Rngs(2)), as_restored(base), {"embodiment": {"name": "fr3"}}, {"name": "fr3"}, logs.append
+        VLA(cfg, rngs=nnx.Rngs(2)), as_restored(base), {"embodiment": {"name": "fr3"}}, ["fr3"], logs.append
     )
     n = len(jax.tree.leaves(base))
     assert f"kept {n} weight arrays, re-initialised 0" in logs[0]

@@ -215,7 +215,9 @@ def _check_eval_task(cfg: TrainConfig, robots: list[str], sim_eval: SimEval | No
 
     robot = get_task(cfg.eval_task).robot  # a wrong name lists the valid ones
     if robots and robot not in robots:
-        raise UsageError(f"--eval-task {cfg.eval_task} is a {robot!r} task; the data is of {', '.join(robots)}")
+        raise UsageError(
+            f"--eval-task {cfg.eval_task} is a {robot!r} task; the data is of {', '.join(map(repr, robots))}"
+        )
 
 
 def _score(record: dict, eval_task: str | None) -> float | None:
