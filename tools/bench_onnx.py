@@ -47,14 +47,9 @@ def timed(fn, calls: int, repeats: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from vla_sdk.doctor import cpu_name
+
+    cpu = cpu_name()
     import jax
     import onnxruntime
 

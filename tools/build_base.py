@@ -50,14 +50,9 @@ STAGES = ("record", "train", "eval", "publish")
 
 
 def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from vla_sdk.doctor import cpu_name
+
+    cpu = cpu_name()
     import jax
 
     return {"cpu": cpu, "cores": os.cpu_count(), "backend": jax.default_backend(), "python": platform.python_version()}

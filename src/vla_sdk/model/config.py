@@ -247,28 +247,12 @@ PRESETS: dict[str, ModelConfig] = {
         expert_layers=2,
         expert_heads=4,
     ),
-    # The base policy (`vla train` fine-tunes it by default once shipped; tools/build_base.py trains it): vla-m's
-    # encoder (one fixed camera per robot at its native 240x320, 40-px patch tokens), a wider and deeper transformer
-    # for seven tasks of two robots, and 80 instruction bytes: every phrasing of every shipped task fits whole (the
-    # longest is 72 bytes + BOS/EOS; tests/model/test_presets.py checks), so the instruction is a real input.
-    "vla-base": ModelConfig(
-        image_size=(240, 320),
-        horizon=40,
-        max_tokens=80,
-        stem_patch=4,
-        stem_layers=1,
-        stem_channels=32,
-        patch_size=40,
-        vision="patches",
-        d_model=192,
-        num_layers=4,
-        num_heads=6,
-        head="l1",
-        expert_d_model=128,
-        expert_layers=2,
-        expert_heads=4,
-    ),
 }
+# The base policy (`vla train` fine-tunes it by default once shipped; tools/build_base.py trains it): vla-m's encoder
+# (one fixed camera per robot at its native 240x320, 40-px patch tokens), a wider and deeper transformer for seven
+# tasks of two robots, and 80 instruction bytes: every phrasing of every shipped task fits whole (the longest is 72
+# bytes + BOS/EOS; tests/model/test_model_config.py checks), so the instruction is a real input.
+PRESETS["vla-base"] = PRESETS["vla-m"].replace(max_tokens=80, d_model=192, num_layers=4, num_heads=6)
 
 
 def get_preset(name: str) -> ModelConfig:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_sdk.data import layout as L
 from vla_sdk.data.reader import Dataset
 from vla_sdk.errors import InputError
 from vla_sdk.train.bind import bind_embodiment
@@ -112,7 +113,7 @@ def image_size_notes(datasets: list[Dataset], robots: list[RobotData], size: tup
             for cam in ds.cameras:
                 if cam not in r.cameras:
                     continue
-                h, w = ds.features[f"observation.images.{cam}"]["shape"][:2]
+                h, w = ds.features[L.IMAGE_PREFIX + cam]["shape"][:2]
                 if (h, w) == tuple(size):
                     continue
                 how = "stretched to" if abs(w / h - size[1] / size[0]) > 0.01 else "resized to"
