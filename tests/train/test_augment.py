@@ -80,3 +80,24 @@ def test_max_shift_zero_keeps_every_pixel_in_place():
     assert min(np.corrcoef(shifted[b].ravel(), src[b].ravel())[0, 1] for b in range(2)) < 0.9
     with pytest.raises(ValueError, match="--max-shift must be >= 0"):
         TrainConfig(data=("d",), out="r", max_shift=-1)
+
+
+def test_colour_jitter_is_brightness_then_contrast_then_saturation():
+    """The fused jitter equals the three steps done one after the other (numpy reference, factors drawn from the
+    same keys), on a colourful image where each step changes the result and the clip is reached."""
+    from vla_sdk.train.augment import _factors
+
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (3, 8, 12, 3), dtype=np.uint8)
+    img[0, :2] = 255  # saturated pixels: brightness > 1 clips them
+    key = jax.random.key(5)
+    out = np.asarray(augment_images(key, {"cam": img}, max_shift=0)["cam"])
+    keys = jax.random.split(jax.random.fold_in(key, 0), 3)
+    for i in range(3):
+        b, c, s = (np.float64(v) for v in _factors(keys[i])[1:])
+        x = img[i].astype(np.float64) / 255.0 * b
+        x = (x - x.mean()) * c + x.mean()
+        gray = x.mean(-1, keepdims=True)
+        x = np.clip((x - gray) * s + gray, 0.0, 1.0)
+        np.testing.assert_allclose(out[i], x * 2 - 1, atol=1e-5)
+        assert not np.allclose(out[i], img[i] / 127.5 - 1, atol=0.02)  # the factors did something
