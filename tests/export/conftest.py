@@ -34,7 +34,7 @@ def tiny_run(tmp_path_factory, fr3_sample) -> Path:
     shutil.copytree(fr3_sample, demos)
     ds = Dataset(demos)
     ep = ds.episode(0, decode_video=False)
-    cfg = get_preset("vla-tiny")
+    cfg = get_preset("vla-tiny").replace(text_patch=2)  # merged instruction bytes, as vla-m and vla-base have
     params = _str_keys(nnx.to_pure_dict(nnx.state(VLA(cfg, rngs=nnx.Rngs(0)), nnx.Param)))
     leaves, treedef = jax.tree.flatten(params)
     rng = np.random.default_rng(0)
@@ -42,7 +42,9 @@ def tiny_run(tmp_path_factory, fr3_sample) -> Path:
     params = jax.tree.unflatten(treedef, leaves)
     meta = {
         "format_version": CHECKPOINT_FORMAT,
-        "train_config": TrainConfig(data=(str(demos),), out=str(run), preset="vla-tiny", steps=4).to_dict(),
+        "train_config": TrainConfig(
+            data=(str(demos),), out=str(run), preset="vla-tiny", model={"text_patch": 2}, steps=4
+        ).to_dict(),
         "model_config": cfg.to_dict(),
         "stats": {k: vector_stats(ep[k]) for k in ("observation.state", "action")},
         "embodiment": ds.info["vla"].get("embodiment") or {"name": ds.info.get("robot_type")},

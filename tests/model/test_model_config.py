@@ -26,6 +26,8 @@ def test_json_round_trip():
         (dict(cameras=()), "at least one camera"),
         (dict(horizon=0), "horizon must be a positive int"),
         (dict(max_tokens=1), "max_tokens"),
+        (dict(max_tokens=18, text_patch=4), "max_tokens \\(18\\) must be divisible by text_patch \\(4\\)"),
+        (dict(text_patch=0), "text_patch must be a positive int"),
     ],
 )
 def test_validation(changes, message):
@@ -65,14 +67,18 @@ def test_keypoint_vision_validation_and_tokens():
     assert param_count(cfg.replace(image_size=96)) == param_count(cfg)
 
 
-def test_every_phrasing_of_every_task_fits_the_base_whole():
-    """The base reads instructions whole: no phrasing of any task (every colour of the pick_color ones) is cut."""
+@pytest.mark.parametrize("preset", ["vla-m", "vla-base"])
+def test_every_phrasing_of_every_task_fits_whole(preset):
+    """The base and vla-m (`vla train`'s default) read instructions whole: no phrasing of any task (every colour of
+    the pick_color ones) is cut, in 20 prefix tokens (4 bytes each)."""
     from vla_sdk.model.tokenizer import ByteTokenizer
     from vla_sdk.sim import TASKS
 
-    tok = ByteTokenizer(get_preset("vla-base").max_tokens)
+    cfg = get_preset(preset)
+    tok = ByteTokenizer(cfg.max_tokens)
     texts = [p.format(color=c) for t in TASKS.values() for p in t.instructions for c in ("red", "green", "blue")]
     assert len(texts) > 100 and max(map(len, texts)) > 60  # the long phrasings are there
     assert [t for t in texts if tok.lost_bytes(t)] == []
-    assert ByteTokenizer(get_preset("vla-m").max_tokens).lost_bytes(max(texts, key=len)) > 0  # the check can fail
+    assert ByteTokenizer(48).lost_bytes(max(texts, key=len)) > 0  # the check can fail: 48 bytes would cut it
+    assert cfg.text_tokens == 20 and cfg.prefix_len == len(cfg.cameras) * 48 + 1 + 20
     assert param_count(get_preset("vla-base")) < 6_000_000  # float32 EMA weights well under the 25 MB it may ship

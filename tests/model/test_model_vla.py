@@ -172,3 +172,25 @@ def test_env_state_readout_is_a_training_target_only():
     np.testing.assert_array_equal(model.sample_actions(obs, KEY), before)
     with pytest.raises(ValueError, match="env_state_dim must be an int >= 0"):
         CFG.replace(env_state_dim=-1)
+
+
+def test_merged_instruction_bytes_all_reach_the_model():
+    """text_patch=4: 16 bytes become 4 prefix tokens. Every byte of the instruction changes the output (the first
+    and last of a group as much as the others), padding bytes do not, and an older config without the field reads
+    as one token per byte."""
+    cfg = CFG.replace(head="l1", text_patch=4)
+    assert cfg.text_tokens == 4 and cfg.prefix_len == CFG.prefix_len - 12
+    graphdef, state = nnx.split(VLA(cfg, rngs=nnx.Rngs(0)))
+    prefix = jax.jit(lambda s, o: nnx.merge(graphdef, s).encode_prefix(o))
+    obs = fake_obs(cfg, 1, 3)
+    obs = dataclasses.replace(obs, token_mask=jnp.arange(16)[None] < 9)  # 9 real bytes: groups 0-2 real, 3 padding
+    ref, mask = prefix(state, obs)
+    assert ref.shape[1] == cfg.prefix_len
+    assert list(np.asarray(mask[0, -4:])) == [True, True, True, False]
+    for i in (0, 3, 4, 8):  # first and last byte of group 0, first of group 1, the lone real byte of group 2
+        changed = dataclasses.replace(obs, tokens=obs.tokens.at[0, i].set((obs.tokens[0, i] + 1) % 256))
+        assert not np.allclose(prefix(state, changed)[0][:, :-1], ref[:, :-1]), i  # the real tokens see it
+    padded = dataclasses.replace(obs, tokens=obs.tokens.at[0, 12:].set(65))
+    np.testing.assert_allclose(prefix(state, padded)[0][:, :-1], ref[:, :-1], atol=1e-6)  # the masked group does not
+    old = {k: v for k, v in cfg.to_dict().items() if k != "text_patch"}
+    assert ModelConfig.from_dict(old).text_patch == 1

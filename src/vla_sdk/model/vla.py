@@ -1,7 +1,8 @@
 """The VLA policy: a shared vision encoder, a prefix transformer over [images, state, language], an action head.
 
-Prefix layout (``P = C * N + 1 + L`` tokens): the N image tokens of each of the C cameras in config order (each
-plus its learned camera embedding), one state token, then the L instruction tokens. Attention in the prefix is
+Prefix layout (``P = C * N + 1 + L / p`` tokens): the N image tokens of each of the C cameras in config order (each
+plus its learned camera embedding), one state token, then the instruction: its L bytes, each embedded with its
+position, merged p at a time (``text_patch``) into L / p tokens. Attention in the prefix is
 bidirectional; absent cameras and padding tokens are masked out as keys everywhere (prefix and action head), and
 an absent camera's pixels are zeroed first, so nothing of it reaches the output.
 
@@ -65,6 +66,8 @@ class VLA(nnx.Module):
         self.state_proj = linear(2 * config.state_dim, d, dtype, rngs)  # [state * mask, mask] -> one token
         self.token_embed = nnx.Embed(VOCAB_SIZE, d, dtype=dtype, rngs=rngs)
         self.token_pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.max_tokens, d)))
+        p = config.text_patch  # > 1: groups of p embedded bytes -> one token (ModelConfig.text_patch)
+        self.text_merge = linear(p * d, d, dtype, rngs) if p > 1 else None
         self.encoder = Encoder(d, config.num_layers, config.num_heads, config.mlp_ratio, dtype=dtype, rngs=rngs)
         self.head = HEAD_CLASSES[config.head](config, rngs=rngs)
         n_img = len(config.cameras) * config.tokens_per_camera
@@ -88,9 +91,13 @@ class VLA(nnx.Module):
         if obs.tokens.shape[1] != cfg.max_tokens:
             raise InputError(f"tokens must be [B, {cfg.max_tokens}] (config.max_tokens), got {obs.tokens.shape}")
         lang = self.token_embed(obs.tokens) + self.token_pos[...].astype(cfg.compute_dtype)
+        lang_mask = jnp.asarray(obs.token_mask, bool)
+        if self.text_merge is not None:  # a group is a real token when any of its bytes is
+            lang = self.text_merge(lang.reshape(b, cfg.text_tokens, cfg.text_patch * cfg.d_model))
+            lang_mask = lang_mask.reshape(b, cfg.text_tokens, cfg.text_patch).any(axis=-1)
 
         x = jnp.concatenate([img, state_tok.astype(img.dtype), lang.astype(img.dtype)], axis=1)
-        mask = jnp.concatenate([img_mask, jnp.ones((b, 1), bool), jnp.asarray(obs.token_mask, bool)], axis=1)
+        mask = jnp.concatenate([img_mask, jnp.ones((b, 1), bool), lang_mask], axis=1)
         return self.encoder(x, mask), mask
 
     def loss(self, batch: Batch | Mapping, rng: jax.Array, env_state_weight: float = 0.0) -> tuple[jax.Array, dict]:
