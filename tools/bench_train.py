@@ -36,9 +36,9 @@ def main() -> None:
     ap.add_argument("--model", nargs="*", default=[], metavar="FIELD=VALUE", help="change preset fields")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"  # --model dtype=... overrides it
     fields = parse_model_fields(args.model)
-    cfg = get_preset(args.preset).replace(cameras=tuple(args.cameras), dtype=dtype, **fields)
+    cfg = get_preset(args.preset).replace(cameras=tuple(args.cameras), **{"dtype": dtype, **fields})
     model = VLA(cfg, rngs=nnx.Rngs(0))
     tcfg = TrainConfig(data=("synthetic",), out="unused", preset=args.preset, model=fields, batch_size=args.batch_size)
     stepper = Stepper(model, tcfg, 10_000, make_mesh())
@@ -78,7 +78,7 @@ def main() -> None:
         "image_size": list(cfg.image_size),
         "parameters": param_count(model),
         "batch_size": args.batch_size,
-        "dtype": dtype,
+        "dtype": cfg.dtype,
         "samples_per_s": sps,
         "peak_memory_gb": peak_mem / 1e9,
         "flops_per_step": flops,
@@ -92,7 +92,7 @@ def main() -> None:
         print(json.dumps(res, indent=2))
     else:
         print(
-            f"{args.preset} ({res['parameters'] / 1e6:.1f}M params, {dtype}) batch {args.batch_size}, "
+            f"{args.preset} ({res['parameters'] / 1e6:.1f}M params, {cfg.dtype}) batch {args.batch_size}, "
             f"{len(cfg.cameras)} camera(s) x "
             f"{cfg.image_size[0]}x{cfg.image_size[1]} px on {res['device']} x{res['devices']} ({res['machine']}): "
             f"{sps:.1f} samples/s, "
