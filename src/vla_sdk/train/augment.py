@@ -26,7 +26,8 @@ def augment_images(rng: jax.Array, images: dict[str, jax.Array], max_shift: int 
     saturation ``(x - gray) * s + gray``, clipped to [0, 1]. The three are affine in the pixel, so they are applied
     as one: ``s c b x + (1 - s) c b gray(x) + (1 - c) b mean(x)`` (gray: the pixel's channel mean; mean: the
     image's), one pass over the pixels where the three steps took one each plus two reductions (10x faster at
-    240x320 on a CPU, the same values to float rounding; tests/train/test_augment.py checks both)."""
+    240x320 on a CPU, the same values to float rounding; tests/train/test_augment.py checks it against the three
+    steps)."""
     out = {}
     for i, (cam, img) in enumerate(sorted(images.items())):
         b, h = img.shape[0], img.shape[1]
