@@ -66,3 +66,31 @@ def test_build_base_records_trains_evaluates_and_publishes(tmp_path, monkeypatch
         k: v for k, v in card["finetune"].items() if k != "steps"
     }
     assert Policy.load(run).robot == "fr3"
+
+
+def test_a_build_goes_on_from_the_saved_base_on_another_machine(tmp_path, monkeypatch):
+    """A session that runs out of budget saves the base with a card marked incomplete (which loads by name, but
+    `vla train` does not default to it); a later session on a machine with an empty run folder goes on from it, for
+    the steps left, and its card counts the earlier machine's steps and sessions."""
+    monkeypatch.setattr(bases, "HERE", tmp_path / "bases")
+    dest = tmp_path / "bases/vla-base"
+    common = ["--tasks", "fr3/pick_place", "--episodes", "1", "--image-size", "32", "32", "--preset", "vla-tiny",
+              "--batch-size", "8", "--save-every", "100", "--eval-episodes", "1", "--eval-max-steps", "3",
+              "--workers", "1", "--data", str(tmp_path / "data"), "--dest", str(dest),
+              "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    first = build_base.main([*common, "--run", str(tmp_path / "a"), "--steps", "50", "--time-budget", "1s"])
+    card = json.loads((dest / "card.json").read_text())
+    done = card["training"]["steps"]
+    assert card == first["card"] and card["complete"] is False and card["results"] == {} and 0 < done < 50
+    assert "results" not in first and bases.is_shipped("vla-base") and not bases.is_released("vla-base")
+    assert read_checkpoint("vla-base")[1]["sha256"]["ema"] == card["sha256"]
+
+    second = build_base.main([*common, "--run", str(tmp_path / "b"), "--steps", str(done + 2)])
+    cfg = json.loads((tmp_path / "b/s1/config.json").read_text())["train"]
+    assert cfg["base"] == str(dest / "checkpoint") and cfg["steps"] == 2  # the steps left, from the saved base
+    card = json.loads((dest / "card.json").read_text())
+    assert card == second["card"] and card["complete"] is True and set(card["results"]) == {"fr3/pick_place"}
+    assert card["training"]["steps"] == done + 2 and card["training"]["sessions"] == 2 and bases.is_released("vla-base")
+    assert build_base.main([*common, "--run", str(tmp_path / "b"), "--steps", str(done + 2), "--stage", "train"]) == {
+        "train": None
+    }  # nothing left to train

@@ -1,16 +1,24 @@
 """Rebuild the shipped base policy, vla-base, in one command: record, train, evaluate, publish (weights + card).
 
     python tools/build_base.py                          # everything, resumable: run it again to go on
-    python tools/build_base.py --time-budget 2h         # this session's share of the training, then evaluate
+    python tools/build_base.py --time-budget 2h         # this session's share of the training (then save or publish)
     python tools/build_base.py --stage eval publish     # only some stages
 
 Stages (each skips what is already done, so an interrupted build goes on where it stopped):
 
   record   scripted demonstrations of every task the base trains on (`vla sim list`: all but the held-out ones),
-           each robot with its fixed camera at its native 240x320, DART noise, successes only
-           (vla record TASK --only-success --action-noise 0.02 ...), into DATA/<robot>_<task>
-  train    one run on all of them (vla train --data ... --preset vla-base), resumed when RUN exists; every
-           session's wall time is added to RUN/build_sessions.jsonl
+           each robot with its fixed camera at its native 240x320, DART noise (less for the tasks whose expert
+           fails more under it), successes only (vla record TASK --only-success --action-noise ...), into
+           DATA/<robot>_<task>
+  train    one run on all of them (vla train --data ... --preset vla-base) until --steps in all sessions: an
+           unfinished session is resumed; a new one (RUN/s2, ...) fine-tunes the one before it with a fresh
+           schedule over the steps left (a warm restart). On a machine whose RUN is empty it starts from the base
+           at DEST, published or saved by an earlier build anywhere (--from-scratch: not), and carries its card's
+           session log, so a build spans machines: commit DEST after each session. Every session's wall time
+           goes to RUN/build_sessions.jsonl
+  save     training not finished: the slim checkpoint and a card marked "complete": false (no results) to DEST,
+           for the next session, here or on another machine; `vla train` does not pick an incomplete base as its
+           default. The default stages end with save instead of eval + publish while steps are left
   eval     every task, prompted only by its instruction, on unseen seeds (vla eval RUN --task T), kept in
            RUN/base_eval/<robot>_<task>.json
   publish  the slim checkpoint (EMA weights + meta, no optimizer state) to DEST/checkpoint and the model card to
@@ -31,6 +39,7 @@ import platform
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +55,11 @@ FINETUNE = {
     "max_shift": 0,
     "delta_actions": True,
 }
-STAGES = ("record", "train", "eval", "publish")
+# DART noise per task where 0.02 rad makes the expert fail too often (insertion: 1 success in 5 at 0.02, 10 in 11
+# at 0.005, docs/results.md)
+ACTION_NOISE = {"aloha2/insertion": 0.005}
+STAGES = ("record", "train", "save", "eval", "publish")
+SESSIONS = "build_sessions.jsonl"
 
 
 def _machine() -> dict:
@@ -76,10 +89,14 @@ def record_stage(args, tasks, log) -> None:
             cameras=CAMERAS[robot],
             image_size=tuple(args.image_size),
             only_success=True,
-            action_noise=args.action_noise,
+            action_noise=_noise(args, task),
         )
         summary = record(cfg, progress=sys.stderr.isatty(), log=log)
         log(f"record {task}: {summary.get('episodes', args.episodes)} episodes in {out}")
+
+
+def _noise(args, task: str) -> float:
+    return args.action_noise if args.action_noise is not None else ACTION_NOISE.get(task, 0.02)
 
 
 def _sessions(root) -> list[Path]:
@@ -95,7 +112,41 @@ def _finished(run: Path) -> bool:
     return bool(steps) and max(steps) >= cfg["steps"]
 
 
-def train_stage(args, tasks, log) -> dict:
+def _log(root) -> list[dict]:
+    """Every session record of this build, those carried from earlier machines first."""
+    path = Path(root) / SESSIONS
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln] if path.exists() else []
+
+
+def _last_per_session(records: list[dict]) -> list[dict]:
+    """The last record of each session (a resumed session is logged once per invocation, its steps cumulative)."""
+    return list({r.get("session", r["run"]): r for r in records}.values())
+
+
+def steps_done(root) -> int:
+    return sum(r["steps"] for r in _last_per_session(_log(root)))
+
+
+def _carry(args, log) -> Path | None:
+    """On a machine with no session yet: the base an earlier build left at DEST (its checkpoint, to start from),
+    its card's session log copied into this build's; None for a build from scratch."""
+    from vla_sdk.bases import CARD, CHECKPOINT
+
+    dest = Path(args.dest)
+    if args.from_scratch or not (dest / CHECKPOINT).is_dir() or not (dest / CARD).is_file():
+        return None
+    card = json.loads((dest / CARD).read_text())
+    Path(args.run).mkdir(parents=True, exist_ok=True)
+    have = {r.get("session") for r in _log(args.run)}
+    with (Path(args.run) / SESSIONS).open("a") as f:
+        for rec in card.get("sessions", []):
+            if rec.get("session") not in have:
+                f.write(json.dumps(rec) + "\n")
+    log(f"train: going on from the base at {dest} ({card.get('training', {}).get('steps', '?')} steps so far)")
+    return dest / CHECKPOINT
+
+
+def train_stage(args, tasks, log) -> dict | None:
     from vla_sdk.train.config import TrainConfig, parse_duration
     from vla_sdk.train.loop import train
 
@@ -103,13 +154,21 @@ def train_stage(args, tasks, log) -> dict:
     last = sessions[-1] if sessions else None
     resume = last is not None and not _finished(last)
     run = last if resume else Path(args.run) / f"s{len(sessions) + 1}"
-    base = None if resume or last is None else last
+    base = None if resume else (last or _carry(args, log))
+    current = (run / "build_session").read_text().strip() if resume and (run / "build_session").exists() else None
+    done = sum(r["steps"] for r in _last_per_session(_log(args.run)) if r.get("session") != current)
+    if done >= args.steps:
+        log(f"train: {done} of --steps {args.steps} done; nothing to train")
+        return None
+    if not resume:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "build_session").write_text(uuid.uuid4().hex + "\n")
     cfg = TrainConfig(
         data=tuple(str(Path(args.data) / _name(t)) for t in tasks),
         out=str(run),
         preset=None if base else args.preset,
         base=str(base) if base else None,
-        steps=args.steps,
+        steps=args.steps - done,
         batch_size=args.batch_size,
         lr=args.lr,
         state_noise=0.1,
@@ -124,8 +183,14 @@ def train_stage(args, tasks, log) -> dict:
     )
     log(f"train: {'resuming' if resume else 'starting'} {run}" + (f" from {base}" if base else ""))
     summary = train(cfg, resume=resume, progress=sys.stderr.isatty(), log=log)
-    with (Path(args.run) / "build_sessions.jsonl").open("a") as f:
-        rec = {"date": time.time(), "run": str(run), **{k: summary[k] for k in ("steps", "seconds", "stopped")}}
+    with (Path(args.run) / SESSIONS).open("a") as f:
+        rec = {
+            "session": (run / "build_session").read_text().strip(),
+            "date": time.time(),
+            "run": str(run),
+            "machine": platform.node(),
+            **{k: summary[k] for k in ("steps", "seconds", "stopped")},
+        }
         f.write(json.dumps(rec) + "\n")
     return summary
 
@@ -172,7 +237,9 @@ def eval_stage(args, tasks, log) -> dict:
     return results
 
 
-def publish_stage(args, tasks, results: dict, log) -> dict:
+def _write_base(args, tasks, results: dict | None, log) -> dict:
+    """The slim checkpoint of the latest session and its card at DEST; ``results`` None: training goes on (the
+    card says "complete": false and carries no results)."""
     from vla_sdk.bases import CARD, CHECKPOINT
     from vla_sdk.data.reader import Dataset
     from vla_sdk.train.checkpoint import write_slim
@@ -184,8 +251,7 @@ def publish_stage(args, tasks, results: dict, log) -> dict:
     meta = write_slim(_latest_run(args.run), tmp)
     shutil.rmtree(dest / CHECKPOINT, ignore_errors=True)
     tmp.rename(dest / CHECKPOINT)
-    log_file = Path(args.run) / "build_sessions.jsonl"
-    sessions = [json.loads(ln) for ln in log_file.read_text().splitlines() if ln] if log_file.exists() else []
+    records = _log(args.run)
     data = {}
     for task in tasks:
         ds = Dataset(Path(args.data) / _name(task))
@@ -194,38 +260,46 @@ def publish_stage(args, tasks, results: dict, log) -> dict:
             "frames": ds.num_frames,
             "cameras": ds.cameras,
             "image_size": ds.features[f"observation.images.{ds.cameras[0]}"]["shape"][:2],
-            "how": f"scripted expert, action noise {args.action_noise} rad, successes only",
+            "how": f"scripted expert, action noise {_noise(args, task)} rad, successes only",
         }
-    rates = [r["success_rate"] for r in results.values()]
+    rates = [r["success_rate"] for r in (results or {}).values()]
     card = {
         "name": dest.name,
+        "complete": results is not None,
         "sha256": meta["sha256"]["ema"],
-        "preset": meta["train_config"].get("preset"),
+        "preset": meta["train_config"].get("preset") or args.preset,
         "robots": sorted(meta.get("robots") or [meta["embodiment"]["name"]]),
         "size_bytes": sum(p.stat().st_size for p in (dest / CHECKPOINT).rglob("*") if p.is_file()),
         "data": data,
         "training": {
-            "steps": sum(s["steps"] for s in _last_per_run(sessions)),
-            "hours": round(sum(s["seconds"] for s in sessions) / 3600, 2),
-            "sessions": len(_last_per_run(sessions)),
+            "steps": sum(r["steps"] for r in _last_per_session(records)),
+            "steps_goal": args.steps,
+            "hours": round(sum(r["seconds"] for r in records) / 3600, 2),
+            "sessions": len(_last_per_session(records)),
             "batch_size": meta["train_config"]["batch_size"],
             "lr": meta["train_config"]["lr"],
             "machine": _machine(),
             "date": datetime.date.today().isoformat(),
         },
-        "results": results,
+        "results": results or {},
         "mean_success": sum(rates) / len(rates) if rates else None,
         "finetune": FINETUNE,
+        "sessions": records,
     }
     (dest / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    log(f"published {dest}: {card['size_bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}...")
-    print(card_table(card))
+    what = "published" if results is not None else "saved (training goes on: commit it, run this again)"
+    log(f"{what} {dest}: {card['size_bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}...")
     return card
 
 
-def _last_per_run(sessions: list[dict]) -> list[dict]:
-    """The last record of each session's run (a resumed run is logged once per invocation, its steps cumulative)."""
-    return list({s["run"]: s for s in sessions}.values())
+def save_stage(args, tasks, log) -> dict:
+    return _write_base(args, tasks, None, log)
+
+
+def publish_stage(args, tasks, results: dict, log) -> dict:
+    card = _write_base(args, tasks, results, log)
+    print(card_table(card))
+    return card
 
 
 def card_table(card: dict) -> str:
@@ -248,16 +322,24 @@ def card_table(card: dict) -> str:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     home = Path.home() / "vla-base-build"
-    ap.add_argument("--stage", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run (default: all)")
+    ap.add_argument(
+        "--stage",
+        nargs="+",
+        choices=STAGES,
+        help="stages to run (default: record train, then save while steps are left, else eval publish)",
+    )
     ap.add_argument("--tasks", nargs="+", help="tasks to train on (default: every task that is not held out)")
     ap.add_argument("--data", default=str(home / "data"), help="demonstrations folder (default %(default)s)")
     ap.add_argument("--run", default=str(home / "run"), help="training run folder (default %(default)s)")
     ap.add_argument("--dest", default=str(DEST), help="where the base is published (default: the package's)")
     ap.add_argument("--episodes", type=int, default=50, help="demonstrations per task (default %(default)s)")
     ap.add_argument("--image-size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
-    ap.add_argument("--action-noise", type=float, default=0.02, help="DART noise of the recording (rad)")
+    ap.add_argument(
+        "--action-noise", type=float, help=f"DART noise of the recording, rad (default 0.02; {ACTION_NOISE})"
+    )
     ap.add_argument("--preset", default="vla-base")
     ap.add_argument("--steps", type=int, default=60_000, help="training steps in all sessions (default %(default)s)")
+    ap.add_argument("--from-scratch", action="store_true", help="do not go on from the base at DEST")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--execute", type=int, default=None, help="actions per chunk the base executes (default: half)")
@@ -280,13 +362,21 @@ def main(argv=None) -> dict:
         print(m, file=sys.stderr)
 
     out = {}
-    if "record" in args.stage:
+    stages = args.stage or ["record", "train"]
+    if "record" in stages:
         record_stage(args, tasks, log)
-    if "train" in args.stage:
+    if "train" in stages:
         out["train"] = train_stage(args, tasks, log)
-    if "eval" in args.stage or "publish" in args.stage:
+    if args.stage is None:
+        left = args.steps - steps_done(args.run)
+        stages += ["save"] if left > 0 else ["eval", "publish"]
+        if left > 0:
+            log(f"{left} of --steps {args.steps} left: saving the base to go on in the next session")
+    if "save" in stages and "publish" not in stages:
+        out["card"] = save_stage(args, tasks, log)
+    if "eval" in stages or "publish" in stages:
         out["results"] = eval_stage(args, tasks, log)
-    if "publish" in args.stage:
+    if "publish" in stages:
         out["card"] = publish_stage(args, tasks, out["results"], log)
     return out
 

@@ -218,7 +218,7 @@ def _base_defaults(args) -> None:
     from vla_sdk import bases
     from vla_sdk.errors import InputError
 
-    if args.base is None and args.preset is None and bases.is_shipped(bases.DEFAULT):
+    if args.base is None and args.preset is None and bases.is_released(bases.DEFAULT):
         args.base = bases.DEFAULT
         print(f"fine-tuning the shipped base {bases.DEFAULT} (--preset NAME trains from scratch)", file=sys.stderr)
     if args.base is None or not bases.is_base_name(str(args.base)):

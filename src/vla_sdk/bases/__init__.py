@@ -6,7 +6,8 @@ A base is a folder ``bases/<name>/`` inside the package, so the wheel carries it
                 cameras), no optimizer state; read like any checkpoint (:func:`vla_sdk.checkpoint.read_checkpoint`)
   card.json     the model card: what it was trained on (data per task), steps, hours, machine, per-task success
                 with 95 % intervals, the recommended fine-tuning settings, and ``sha256``: the hash of the weights
-                (the meta's ``sha256.ema``), checked every time the base is read
+                (the meta's ``sha256.ema``), checked every time the base is read; ``complete``: false while the
+                build's training goes on (such a base loads by name, but `vla train` does not default to it)
 
 ``python tools/build_base.py`` rebuilds it (records, trains, evaluates, writes the card).
 """
@@ -32,6 +33,11 @@ def is_base_name(text) -> bool:
 def is_shipped(name: str) -> bool:
     """This build carries the base ``name``."""
     return (HERE / name / CHECKPOINT).is_dir() and (HERE / name / CARD).is_file()
+
+
+def is_released(name: str) -> bool:
+    """This build carries the base ``name`` and its training is done: what `vla train` fine-tunes by default."""
+    return is_shipped(name) and read_card(name).get("complete", True) is not False
 
 
 def base_dir(name: str) -> Path:
