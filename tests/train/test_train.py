@@ -409,3 +409,21 @@ def test_env_state_weight_trains_a_readout_of_the_object_positions(demos, cache,
         train(cfg, progress=False)
     with pytest.raises(ValueError, match="--env-state-weight must be in"):
         cfg.replace(env_state_weight=-1.0)
+
+
+def test_default_delta_actions_on_an_embodiment_without_dims_says_how_to_go_on(demos, cache, tmp_path):
+    """An embodiment recorded without 'dims' cannot say which dims are grippers: the default delta actions are
+    refused with the two ways out (bind the robot, or absolute actions), not with a flag the user never gave."""
+    from vla_sdk.data.layout import INFO_PATH
+
+    old = tmp_path / "nodims"
+    shutil.copytree(demos, old)
+    info = json.loads((old / INFO_PATH).read_text())
+    del info["vla"]["embodiment"]["dims"]
+    (old / INFO_PATH).write_text(json.dumps(info))
+    cfg = TrainConfig(data=(str(old),), out=str(tmp_path / "o"), preset="vla-tiny", cache_dir=str(cache))
+    with pytest.raises(
+        ValueError, match=rf"on by default\): {old} declares an embodiment without 'dims'.*--robot.*--no-delta"
+    ):
+        train(cfg, progress=False)
+    assert not (tmp_path / "o" / "checkpoints").exists()

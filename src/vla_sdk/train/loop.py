@@ -164,7 +164,11 @@ def _prepare_robot(r: RobotData, cfg, mcfg, datasets, train_eps, val_eps, progre
     r.val_store = FrameStore(datasets, vals, r.cameras, mcfg.image_size, cfg.cache_dir, progress) if vals else None
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
     if cfg.delta_actions and "dims" not in r.embodiment:
-        raise UsageError(f"--delta-actions: {datasets[r.dataset_ids[0]].root} names no embodiment dims (grippers?)")
+        raise UsageError(
+            f"delta actions (on by default): {datasets[r.dataset_ids[0]].root} declares an embodiment without 'dims', "
+            "so which action dims are grippers (kept absolute) is unknown: give --robot NAME or --robot FILE.json "
+            "(docs/datasets.md), or --no-delta-actions to train absolute actions"
+        )
     delta_mask = [d.get("kind") != "gripper" for d in r.embodiment["dims"]] if cfg.delta_actions else None
     if delta_mask is not None and len(delta_mask) != len(r.action_names):
         raise InputError(f"the embodiment declares {len(delta_mask)} dims, the actions have {len(r.action_names)}")
