@@ -165,7 +165,8 @@ def _prepare_robot(r: RobotData, cfg, mcfg, datasets, train_eps, val_eps, progre
     # delta actions: every arm dim relative to the state (grippers stay absolute); the mask travels in the checkpoint
     if cfg.delta_actions and "dims" not in r.embodiment:
         raise UsageError(
-            f"delta actions (on by default): {datasets[r.dataset_ids[0]].root} declares an embodiment without 'dims', "
+            f"delta actions (--delta-actions, on by default): {datasets[r.dataset_ids[0]].root} declares an "
+            "embodiment without 'dims', "
             "so which action dims are grippers (kept absolute) is unknown: give --robot NAME or --robot FILE.json "
             "(docs/datasets.md), or --no-delta-actions to train absolute actions"
         )
