@@ -131,6 +131,24 @@ def test_kill_while_creating_a_dataset(tmp_path):
         assert errors(root) == [] and not list((root / L.STAGING).glob("meta-*"))
 
 
+def test_two_aborted_episodes_set_aside_in_the_same_second_are_both_kept(one_episode, tmp_path, monkeypatch):
+    """A recorder killed twice in one second (tools/kill_record.py does) leaves two aborted copies of the same
+    staging folder; the second must not collide with the first, and neither is deleted."""
+    monkeypatch.setattr(W.time, "strftime", lambda fmt: "20261203-120000")  # both aborts in the same second
+    root = tmp_path / "ds"
+    shutil.copytree(one_episode, root)
+    for attempt in range(2):
+        staging = root / L.STAGING / "ep-000001"
+        staging.mkdir(parents=True)
+        (staging / "cam.mp4").write_bytes(b"partial %d" % attempt)  # what a kill mid-episode leaves
+        with pytest.warns(UserWarning, match="moved uncommitted"):
+            W.DatasetWriter.open(root)
+    kept = sorted((root / L.STAGING / "aborted").iterdir())
+    assert [p.name for p in kept] == ["20261203-120000-.staging_ep-000001", "20261203-120000-.staging_ep-000001-1"]
+    assert [(p / "cam.mp4").read_bytes() for p in kept] == [b"partial 0", b"partial 1"]
+    assert add_episode(W.DatasetWriter.open(root), seed=1) == 1 and errors(root) == []
+
+
 def test_exchange_swaps_two_folders(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()

@@ -439,9 +439,12 @@ class DatasetWriter:
             self._write_meta()  # meta/ of an older SDK version killed between its per-file writes
 
     def _set_aside(self, path: Path, why: str) -> None:
-        dest = self.root / L.STAGING / why / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.relative_to(self.root)}"
-        dest = dest.with_name(dest.name.replace("/", "_"))
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.root / L.STAGING / why
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{path.relative_to(self.root).as_posix().replace('/', '_')}"
+        dest, n = folder / name, 1
+        while dest.exists():  # two set aside within the same second (a recorder killed again at once)
+            dest, n = folder / f"{name}-{n}", n + 1
         path.replace(dest)
         warnings.warn(f"moved uncommitted {path} to {dest} (not part of the dataset)", stacklevel=2)
 
