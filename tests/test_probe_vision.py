@@ -40,3 +40,8 @@ def test_layouts_render_the_task_and_read_its_body():
     assert xy.shape == (3, 2) and len({tuple(p) for p in xy.round(4)}) == 3  # three different layouts
     with pytest.raises(SystemExit, match="no body named 'ball'"):
         probe_vision.layouts("aloha2/transfer_cube", "cam_high", "ball", 16, frames=1, seed=0)
+
+
+def test_model_fields_the_probe_sets_are_refused_with_the_flag_to_use():
+    with pytest.raises(SystemExit, match="--model image_size: the probe sets it .*--image-size"):
+        probe_vision.main(["--image-size", "32", "32", "--model", "image_size=64", "--frames", "10", "--steps", "1"])

@@ -121,9 +121,13 @@ def main(argv=None) -> dict:
     if len(args.image_size) > 2:
         raise SystemExit(f"--image-size takes H W or one side, got {args.image_size}")
     size = image_hw(args.image_size if len(args.image_size) == 2 else args.image_size[0])
+    fields = parse_model_fields(args.model)
+    for name in ("image_size", "cameras"):
+        if name in fields:
+            raise SystemExit(f"--model {name}: the probe sets it (from --image-size / --camera); give it there")
     results = []
     for camera in args.camera:
-        config = get_preset(args.preset).replace(cameras=(camera,), image_size=size, **parse_model_fields(args.model))
+        config = get_preset(args.preset).replace(cameras=(camera,), image_size=size, **fields)
         images, xy = layouts(args.task, camera, args.body, size, args.frames, args.seed)
         row = {"camera": camera, **probe(images, xy, config, args.steps, args.batch_size, args.lr, seed=0)}
         results.append(row)
