@@ -18,19 +18,13 @@ def _noisy(task: str, episodes: int, seed: int, std: float) -> dict:
     """The expert's actions executed with the noise of ``vla record --action-noise std`` (same seeds, same draws)."""
     import time
 
-    from vla_sdk.data.record import ActionNoise
-    from vla_sdk.data.record_config import RecordConfig
+    from vla_sdk.data.record import noisy_expert_episode
     from vla_sdk.sim.env import VlaEnv
 
     env, t0, rows = VlaEnv(task, cameras=[]), time.perf_counter(), []
     for s in range(seed, seed + episodes):
-        env.reset(seed=s)
-        expert = env.make_expert()
-        noise = ActionNoise(env.embodiment, std, RecordConfig.noise_tau, 1.0 / env.control_hz, s)
-        success = truncated = False
-        while not (success or truncated):
-            _, _, success, truncated, _ = env.step(noise(expert.act()))
-        rows.append({"seed": s, "success": success, "steps": env.steps})
+        rows.append({"seed": s, "success": noisy_expert_episode(env, s, std), "steps": env.steps})
+    env.close()
     ok = sum(r["success"] for r in rows)
     return {
         "task": task,

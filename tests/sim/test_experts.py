@@ -133,14 +133,9 @@ def test_transfer_cube_cube_leaves_the_right_hand_while_the_left_pulls():
 def test_insertion_expert_corrects_for_dart_noise():
     """With the noise of `vla record --action-noise 0.02` the hands drift 1-3 cm apart while the peg goes in; the
     servoed push (re-planned every 50 ms) still inserts it. Seeds 0, 2, 3: a push planned once failed all three."""
-    from vla_sdk.data.record import ActionNoise
+    from vla_sdk.data.record import noisy_expert_episode
 
     env = VlaEnv("aloha2/insertion", cameras=[])
     for seed in (0, 2, 3):
-        env.reset(seed=seed)
-        expert = env.make_expert()
-        noise = ActionNoise(env.embodiment, 0.02, 0.5, 1.0 / env.control_hz, seed)
-        success = truncated = False
-        while not (success or truncated):
-            _, _, success, truncated, _ = env.step(noise(expert.act()))
+        success = noisy_expert_episode(env, seed, 0.02)
         assert success, f"seed {seed}: tip in the socket's frame {env.task.tip_in_socket()[0].round(3)} m"

@@ -53,6 +53,18 @@ class ActionNoise:
         return out
 
 
+def noisy_expert_episode(env: VlaEnv, seed: int, std: float, tau: float = RecordConfig.noise_tau) -> bool:
+    """The task's scripted expert from ``seed``, executed with the noise `vla record --action-noise std` adds (same
+    draws), until success or the time limit, recording nothing; whether it succeeded (``env.steps``: how long)."""
+    env.reset(seed=seed)
+    expert = env.make_expert()
+    noise = ActionNoise(env.embodiment, std, tau, 1.0 / env.control_hz, seed)
+    success = truncated = False
+    while not (success or truncated):
+        _, _, success, truncated, _ = env.step(noise(expert.act()))
+    return bool(success)
+
+
 def open_dataset(
     cfg: RecordConfig,
     env: VlaEnv | None,
