@@ -45,3 +45,14 @@ def test_layouts_render_the_task_and_read_its_body():
 def test_model_fields_the_probe_sets_are_refused_with_the_flag_to_use():
     with pytest.raises(SystemExit, match="--model image_size: the probe sets it .*--image-size"):
         probe_vision.main(["--image-size", "32", "32", "--model", "image_size=64", "--frames", "10", "--steps", "1"])
+
+
+def test_train_layouts_sets_the_split_and_reports_training_error():
+    images, xy = _squares(60, seed=2)
+    config = get_preset("vla-tiny").replace(cameras=("cam",))
+    row = probe_vision.probe(images, xy, config, steps=60, batch=16, lr=3e-3, seed=0, n_train=20)
+    assert (row["training_layouts"], row["held_out_layouts"]) == (20, 40)
+    # fitted on 20 layouts: the training error is what the fit reached, the held-out one what it generalised to
+    assert row["training_rms_error_cm"] < row["rms_error_cm"], row
+    with pytest.raises(SystemExit, match="--train-layouts must be 1..8 .* got 9"):
+        probe_vision.main(["--image-size", "16", "--frames", "10", "--train-layouts", "9", "--steps", "1"])
