@@ -94,3 +94,16 @@ def test_a_build_goes_on_from_the_saved_base_on_another_machine(tmp_path, monkey
     assert build_base.main([*common, "--run", str(tmp_path / "b"), "--steps", str(done + 2), "--stage", "train"]) == {
         "train": None
     }  # nothing left to train
+
+
+def test_episodes_per_robot_defaults_overrides_and_errors():
+    def error(msg):
+        raise SystemExit(msg)
+
+    assert build_base.episodes_per_robot([], error) == build_base.EPISODES
+    assert build_base.episodes_per_robot(["3"], error) == {r: 3 for r in build_base.EPISODES}
+    assert build_base.episodes_per_robot(["7", "fr3=2"], error) == {"aloha2": 7, "fr3": 2}
+    with pytest.raises(SystemExit, match="unknown robot 'ur5'; robots: aloha2, fr3"):
+        build_base.episodes_per_robot(["ur5=3"], error)
+    with pytest.raises(SystemExit, match="expected a count >= 1 .* got 'x'"):
+        build_base.episodes_per_robot(["fr3=x"], error)

@@ -46,6 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "src" / "vla_sdk" / "bases" / "vla-base"
 CAMERAS = {"aloha2": ("cam_high",), "fr3": ("cam_external",)}  # one fixed camera per robot, as users have
+# Demonstrations per task, per robot. The encoder learns where objects lie from as many layouts as it sees, and
+# fr3's (a cube anywhere in 30x44 cm, the bin elsewhere) need more than aloha2's (15x20 cm): the vla-m encoder read
+# from cam_external places the fr3 cube to 11.8 cm on unseen layouts after 50 layouts, 3.8 cm after 200, 1.6 cm
+# after 480 (tools/probe_vision.py --train-layouts, docs/training.md); a fr3 demonstration records in ~1 s
+EPISODES = {"aloha2": 50, "fr3": 200}
 # What fine-tuning the base on 50-100 demonstrations of a new task uses (`vla train --base vla-base` without flags)
 FINETUNE = {
     "steps": 3000,
@@ -82,7 +87,7 @@ def record_stage(args, tasks, log) -> None:
         cfg = RecordConfig(
             task,
             out,
-            episodes=args.episodes,
+            episodes=args.episodes[robot],
             resume=out.exists(),
             cameras=CAMERAS[robot],
             image_size=tuple(args.image_size),
@@ -90,7 +95,7 @@ def record_stage(args, tasks, log) -> None:
             action_noise=args.action_noise,
         )
         summary = record(cfg, progress=sys.stderr.isatty(), log=log)
-        log(f"record {task}: {summary.get('episodes', args.episodes)} episodes in {out}")
+        log(f"record {task}: {summary.get('episodes', args.episodes[robot])} episodes in {out}")
 
 
 def _sessions(root) -> list[Path]:
@@ -313,6 +318,19 @@ def card_table(card: dict) -> str:
     return "\n".join(lines)
 
 
+def episodes_per_robot(items: list[str], error) -> dict[str, int]:
+    """``--episodes`` items (``N``: every robot; ``ROBOT=N``: one) over the defaults of :data:`EPISODES`."""
+    out = dict(EPISODES)
+    for item in items:
+        robot, _, n = item.rpartition("=")
+        if robot and robot not in out:
+            error(f"--episodes {item}: unknown robot {robot!r}; robots: {', '.join(out)}")
+        if not n.isdigit() or int(n) < 1:
+            error(f"--episodes {item}: expected a count >= 1 (N or ROBOT=N), got {n!r}")
+        out.update({r: int(n) for r in ([robot] if robot else out)})
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     home = Path.home() / "vla-base-build"
@@ -326,7 +344,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=str(home / "data"), help="demonstrations folder (default %(default)s)")
     ap.add_argument("--run", default=str(home / "run"), help="training run folder (default %(default)s)")
     ap.add_argument("--dest", default=str(DEST), help="where the base is published (default: the package's)")
-    ap.add_argument("--episodes", type=int, default=50, help="demonstrations per task (default %(default)s)")
+    ap.add_argument(
+        "--episodes",
+        nargs="+",
+        default=[],
+        metavar="N|ROBOT=N",
+        help="demonstrations per task: N for every robot, ROBOT=N for one\n(default "
+        + " ".join(f"{r}={n}" for r, n in EPISODES.items())
+        + ")",
+    )
     ap.add_argument("--image-size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
     ap.add_argument(
         "--action-noise", type=float, default=0.02, help="DART noise of the recording, rad (default %(default)s)"
@@ -345,6 +371,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--eval-max-steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args(argv)
+    args.episodes = episodes_per_robot(args.episodes, ap.error)
     from vla_sdk.sim.tasks import get_task, list_tasks
 
     tasks = args.tasks or list_tasks(held_out=False)
