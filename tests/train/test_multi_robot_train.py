@@ -169,3 +169,26 @@ def test_a_run_on_two_robots_keeps_parts_per_robot_and_fine_tunes_one(demos, fr3
     assert fr3.config.cameras == ("cam_high", "cam_left_wrist", "cam_external", "cam_wrist")
     assert fr3(obs).shape == (fr3.horizon, 8)
     assert fr3.meta["stats"] == Policy.load(run, robot="fr3").meta["stats"]  # the base's fr3 statistics
+
+
+def test_tasks_of_one_robot_with_different_object_states_train_together(demos, cache, tmp_path):
+    """Transfer cube records the cube (3 values), insertion the peg and socket (6): one robot's frame store over both
+    loads (it used to fail concatenating them), their object states left out; --env-state-weight refuses the mix."""
+    from vla_sdk.data.record import RecordConfig, record
+
+    ins = tmp_path / "ins"
+    record(
+        RecordConfig("aloha2/insertion", ins, episodes=1, cameras=("cam_high", "cam_left_wrist"), image_size=(32, 32)),
+        progress=False,
+    )
+    datasets = [Dataset(demos), Dataset(ins)]
+    widths = [ds.features["observation.environment_state"]["shape"][0] for ds in datasets]
+    assert widths == [3, 6]
+    eps = [(d, k) for d in range(2) for k in range(datasets[d].num_episodes)]
+    store = FrameStore(datasets, eps, ("cam_high",), (32, 32), cache, progress=False)
+    assert store.env_states is None and len(store) == sum(datasets[d].episode(k)["length"] for d, k in eps)
+    one = FrameStore(datasets, [(1, 0)], ("cam_high",), (32, 32), cache, progress=False)
+    assert one.env_states.shape == (len(one), 6)
+    common = dict(out=str(tmp_path / "run"), preset="vla-tiny", steps=1, batch_size=4, cache_dir=str(cache))
+    with pytest.raises(UsageError, match="record different environment states"):
+        train(TrainConfig(data=(str(demos), str(ins)), env_state_weight=1.0, **common), progress=False)

@@ -60,8 +60,10 @@ class FrameStore:
             tasks.append(ep["task"])
             lengths.append(ep["length"])
         self.states, self.actions = np.concatenate(states), np.concatenate(actions)  # [N, A_robot]
-        # object positions [N, E] when every dataset recorded them (observation.environment_state), else None
-        self.env_states = None if any(e is None for e in env_states) else np.concatenate(env_states)
+        # object positions [N, E] when every episode recorded them (observation.environment_state) alike, else None:
+        # tasks of one robot record different objects (--env-state-weight refuses such a mix, train.loop)
+        same = all(e is not None for e in env_states) and len({e.shape[1:] for e in env_states}) == 1
+        self.env_states = np.concatenate(env_states) if same else None
         self.lengths = np.array(lengths)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         self.frame_episode = np.repeat(np.arange(len(episodes)), self.lengths)  # [N]
