@@ -263,7 +263,7 @@ def _write_base(args, tasks, results: dict | None, log) -> dict:
         }
     rates = [r["success_rate"] for r in (results or {}).values()]
     card = {
-        "name": dest.name,
+        "name": DEST.name,  # the name the package loads it by, wherever this build writes it (--dest)
         "complete": results is not None,
         "sha256": meta["sha256"]["ema"],
         "preset": meta["train_config"].get("preset") or args.preset,
